@@ -1,0 +1,230 @@
+//! The embedded engine: FoundationDB's transaction semantics inside one process.
+//!
+//! * Reads see an immutable snapshot (a persistent ordered map, shared structurally
+//!   between versions), so a transaction keeps its view for its whole life at no copying cost.
+//! * Commits go to one committer (`commit.rs`) that resolves conflicts (`resolver.rs`),
+//!   applies a whole batch, writes it durably with one sync (`durable.rs`) and publishes
+//!   the next snapshot. Nothing is visible before it is durable.
+//! * The committer runs on its own OS thread in production (fsync must not block the async
+//!   executor) and as a task under madsim, where threads are forbidden.
+
+mod commit;
+pub mod durable;
+mod resolver;
+mod ryw;
+mod txn;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use imbl::OrdMap;
+use parking_lot::Mutex;
+use tokio::sync::{mpsc, oneshot};
+
+use crate::api::{Database, DatabaseEngine, TransactionEngine};
+use crate::error::{Error, ErrorCode, OpenError, Result};
+use crate::types::{Version, WATCHES_MAX};
+use commit::{BATCH_TRANSACTIONS_MAX, CommitRequest, Committer, VersionClock};
+use durable::{Changes, Durable, MemDurable};
+use resolver::Resolver;
+
+/// How to open the embedded engine.
+#[derive(Debug, Clone, Default)]
+pub struct EmbeddedOptions {
+    /// Where committed data lives. None: in memory only, gone when the process ends.
+    pub data_dir: Option<std::path::PathBuf>,
+}
+
+/// Opens the embedded engine: durable under `data_dir`, or in memory.
+pub fn open(options: &EmbeddedOptions) -> Result<Database, OpenError> {
+    match &options.data_dir {
+        None => open_with(Box::new(MemDurable::new())),
+        #[cfg(not(madsim))]
+        Some(path) => {
+            let durable = durable::open_fjall(path)?;
+            open_with(Box::new(durable)).map_err(|e| match e {
+                OpenError::Io { source, .. } => OpenError::Corrupt { path: path.clone(), reason: source.to_string() },
+                other => other,
+            })
+        }
+        #[cfg(madsim)]
+        Some(path) => Err(OpenError::Unsupported(format!(
+            "{}: data directories are not available in the simulated build; use a MemDurable",
+            path.display()
+        ))),
+    }
+}
+
+/// An in-memory store, for tests and `agent -dev` without a data directory.
+pub fn open_in_memory() -> Database {
+    open_with(Box::new(MemDurable::new())).expect("an empty in-memory store always opens")
+}
+
+/// Opens the engine over any durable layer (the simulation passes a shared `MemDurable`
+/// so a restarted server finds what was committed before).
+pub fn open_with(mut durable: Box<dyn Durable>) -> Result<Database, OpenError> {
+    let recovered = durable
+        .recover()
+        .map_err(|source| OpenError::Io { path: std::path::PathBuf::from("<store>"), source })?;
+    let last = recovered.version.unwrap_or(0);
+    let data: OrdMap<Bytes, Bytes> = recovered.data.into_iter().collect();
+    let published = Arc::new(Published {
+        snapshot: Mutex::new(Arc::new(Snapshot { version: last, data })),
+        watches: Mutex::new(WatchTable::default()),
+    });
+    let committer = Committer {
+        clock: VersionClock::new(last),
+        resolver: Resolver::new(last),
+        durable,
+        published: published.clone(),
+        failed: None,
+    };
+    let (requests, rx) = mpsc::unbounded_channel();
+    let driver = spawn_committer(committer, rx);
+    Ok(Database::from_engine(Arc::new(EmbeddedEngine {
+        shared: Arc::new(Shared { published, requests: Some(requests), driver: Mutex::new(Some(driver)) }),
+    })))
+}
+
+#[cfg(not(madsim))]
+type Driver = std::thread::JoinHandle<()>;
+#[cfg(madsim)]
+type Driver = ();
+
+#[cfg(not(madsim))]
+fn spawn_committer(mut committer: Committer, mut rx: mpsc::UnboundedReceiver<CommitRequest>) -> Driver {
+    std::thread::Builder::new()
+        .name("stead-store-commit".into())
+        .spawn(move || {
+            while let Some(first) = rx.blocking_recv() {
+                committer.process(drain(first, &mut rx));
+            }
+        })
+        .expect("spawning the commit thread")
+}
+
+#[cfg(madsim)]
+fn spawn_committer(mut committer: Committer, mut rx: mpsc::UnboundedReceiver<CommitRequest>) -> Driver {
+    tokio::spawn(async move {
+        while let Some(first) = rx.recv().await {
+            committer.process(drain(first, &mut rx));
+        }
+    });
+}
+
+/// The batch: `first` and whatever else is already waiting, up to the bound.
+fn drain(first: CommitRequest, rx: &mut mpsc::UnboundedReceiver<CommitRequest>) -> Vec<CommitRequest> {
+    let mut batch = vec![first];
+    while batch.len() < BATCH_TRANSACTIONS_MAX {
+        match rx.try_recv() {
+            Ok(req) => batch.push(req),
+            Err(_) => break,
+        }
+    }
+    batch
+}
+
+struct EmbeddedEngine {
+    shared: Arc<Shared>,
+}
+
+impl DatabaseEngine for EmbeddedEngine {
+    fn create_transaction(&self) -> Result<Arc<dyn TransactionEngine>> {
+        Ok(Arc::new(txn::EmbeddedTransaction::new(self.shared.clone())))
+    }
+}
+
+pub(crate) struct Shared {
+    published: Arc<Published>,
+    requests: Option<mpsc::UnboundedSender<CommitRequest>>,
+    driver: Mutex<Option<Driver>>,
+}
+
+impl Shared {
+    fn submit(&self, req: CommitRequest) {
+        let sender = self.requests.as_ref().expect("the sender lives until drop");
+        if let Err(mpsc::error::SendError(req)) = sender.send(req) {
+            let _ = req.reply.send(Err(Error::with_context(ErrorCode::IoError, "the commit thread has stopped")));
+        }
+    }
+}
+
+impl Drop for Shared {
+    fn drop(&mut self) {
+        // Closing the channel ends the committer; wait for it so the data directory is
+        // released before anyone reopens it.
+        self.requests = None;
+        #[cfg(not(madsim))]
+        if let Some(handle) = self.driver.lock().take() {
+            let _ = handle.join();
+        }
+    }
+}
+
+/// One committed version of the whole keyspace.
+pub(crate) struct Snapshot {
+    pub version: Version,
+    pub data: OrdMap<Bytes, Bytes>,
+}
+
+/// What readers see: the newest durable snapshot, and the watches waiting on it.
+pub(crate) struct Published {
+    snapshot: Mutex<Arc<Snapshot>>,
+    watches: Mutex<WatchTable>,
+}
+
+#[derive(Default)]
+struct WatchTable {
+    by_key: HashMap<Bytes, Vec<(Option<Bytes>, oneshot::Sender<Result<()>>)>>,
+    count: usize,
+}
+
+impl Published {
+    pub(crate) fn snapshot(&self) -> Arc<Snapshot> {
+        self.snapshot.lock().clone()
+    }
+
+    fn publish(&self, next: Arc<Snapshot>, changes: &Changes) {
+        let mut watches = self.watches.lock();
+        *self.snapshot.lock() = next;
+        if watches.count == 0 {
+            return;
+        }
+        for (key, value) in changes {
+            let Some(waiting) = watches.by_key.remove(key) else { continue };
+            let (unchanged, fired): (Vec<_>, Vec<_>) = waiting.into_iter().partition(|(seen, _)| seen == value);
+            watches.count -= fired.len();
+            for (_, tx) in fired {
+                let _ = tx.send(Ok(()));
+            }
+            if !unchanged.is_empty() {
+                watches.by_key.insert(key.clone(), unchanged);
+            }
+        }
+    }
+
+    /// Registers a watch once its transaction committed: fires at once when the current
+    /// value already differs from what the transaction saw.
+    fn register_watch(&self, key: Bytes, seen: Option<Bytes>, tx: oneshot::Sender<Result<()>>) {
+        let mut watches = self.watches.lock();
+        let current = self.snapshot.lock().data.get(&key).cloned();
+        if current != seen {
+            let _ = tx.send(Ok(()));
+            return;
+        }
+        if watches.count >= WATCHES_MAX {
+            watches.by_key.retain(|_, list| {
+                list.retain(|(_, tx)| !tx.is_closed());
+                !list.is_empty()
+            });
+            watches.count = watches.by_key.values().map(Vec::len).sum();
+            if watches.count >= WATCHES_MAX {
+                let _ = tx.send(Err(Error::new(ErrorCode::TooManyWatches)));
+                return;
+            }
+        }
+        watches.by_key.entry(key).or_default().push((seen, tx));
+        watches.count += 1;
+    }
+}
