@@ -235,6 +235,11 @@ impl Transaction {
         self.engine.on_error(error).await
     }
 
+    /// The engine's `on_error` future, for wrappers that forward it.
+    pub fn engine_on_error<'a>(&'a self, error: &'a Error) -> BoxFuture<'a, Result<()>> {
+        self.engine.on_error(error)
+    }
+
     pub fn reset(&self) {
         self.engine.reset()
     }

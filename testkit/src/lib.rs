@@ -1,1 +1,8 @@
-//! testkit
+//! Test fixtures shared by stead's crates: the store conformance suite (`conformance`),
+//! and the binaries `stead-bench` (benchmarks) and `crash-writer` (the kill -9 test's
+//! child). Test-only: no production crate depends on this one.
+
+pub mod conformance;
+
+#[doc(hidden)]
+pub use stead_store::Database as __Database;
