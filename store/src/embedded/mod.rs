@@ -81,14 +81,21 @@ pub fn open_with(mut durable: Box<dyn Durable>) -> Result<Database, OpenError> {
         failed: None,
     };
     let (requests, rx) = mpsc::unbounded_channel();
+    #[cfg_attr(madsim, allow(clippy::let_unit_value, unused_variables))]
     let driver = spawn_committer(committer, rx);
     Ok(Database::from_engine(Arc::new(EmbeddedEngine {
-        shared: Arc::new(Shared { published, requests: Some(requests), driver: Mutex::new(Some(driver)) }),
+        shared: Arc::new(Shared {
+            published,
+            requests: Some(requests),
+            #[cfg(not(madsim))]
+            driver: Mutex::new(Some(driver)),
+        }),
     })))
 }
 
 #[cfg(not(madsim))]
 type Driver = std::thread::JoinHandle<()>;
+/// Under madsim the committer is a task of the current node; nothing to join.
 #[cfg(madsim)]
 type Driver = ();
 
@@ -138,6 +145,7 @@ impl DatabaseEngine for EmbeddedEngine {
 pub(crate) struct Shared {
     published: Arc<Published>,
     requests: Option<mpsc::UnboundedSender<CommitRequest>>,
+    #[cfg(not(madsim))]
     driver: Mutex<Option<Driver>>,
 }
 

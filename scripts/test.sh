@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# Runs every test layer of stead: the workspace tests (unit, property, conformance, crash
+# recovery, end to end), the same tests built for the madsim simulator, and a compile check
+# of the FoundationDB engine. Installs what is missing first (Debian packages; needs root).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+log() { printf '\n==> %s\n' "$*"; }
+
+# --- prerequisites ---------------------------------------------------------------------
+missing=()
+dpkg -s libclang-dev >/dev/null 2>&1 || missing+=(libclang-dev)          # bindgen, for the fdb engine check
+command -v protoc >/dev/null 2>&1 || missing+=(protobuf-compiler)        # prost-build (gRPC definitions)
+if ((${#missing[@]})); then
+  log "installing ${missing[*]}"
+  if [ "$(id -u)" -eq 0 ]; then sudo=""; else sudo="sudo"; fi
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${missing[@]}"
+fi
+if ! cargo nextest --version >/dev/null 2>&1; then
+  log "installing cargo-nextest"
+  cargo install --locked cargo-nextest
+fi
+
+# CI runs with CI=true: show the whole output of failing tests, never retry silently.
+export CARGO_TERM_COLOR=never
+
+# --- 1. workspace tests (normal build) ---------------------------------------------------
+log "workspace tests"
+cargo nextest run --workspace --no-fail-fast
+
+# --- 2. the same tests built for madsim (own target dir: flags differ) ---------------------
+log "workspace tests under madsim (--cfg madsim)"
+CARGO_TARGET_DIR=target/madsim RUSTFLAGS="--cfg madsim" cargo nextest run --workspace --no-fail-fast
+
+# --- 3. the FoundationDB engine compiles (no libfdb_c needed for check) --------------------
+log "cargo check -p stead-store --features fdb"
+cargo check -p stead-store --features fdb
+
+log "all test layers passed"
