@@ -182,9 +182,20 @@ pub(crate) struct Published {
     watches: Mutex<WatchTable>,
 }
 
+/// Where a watch reports: Ok when its key changed, or the error that ended it.
+pub(crate) type WatchReply = oneshot::Sender<Result<()>>;
+
+/// A watch created by a transaction, armed when (and if) the transaction commits.
+pub(crate) struct PendingWatch {
+    pub key: Bytes,
+    /// The value the transaction saw when it created the watch.
+    pub seen: Option<Bytes>,
+    pub reply: WatchReply,
+}
+
 #[derive(Default)]
 struct WatchTable {
-    by_key: HashMap<Bytes, Vec<(Option<Bytes>, oneshot::Sender<Result<()>>)>>,
+    by_key: HashMap<Bytes, Vec<(Option<Bytes>, WatchReply)>>,
     count: usize,
 }
 
@@ -214,7 +225,8 @@ impl Published {
 
     /// Registers a watch once its transaction committed: fires at once when the current
     /// value already differs from what the transaction saw.
-    fn register_watch(&self, key: Bytes, seen: Option<Bytes>, tx: oneshot::Sender<Result<()>>) {
+    fn register_watch(&self, watch: PendingWatch) {
+        let PendingWatch { key, seen, reply: tx } = watch;
         let mut watches = self.watches.lock();
         let current = self.snapshot.lock().data.get(&key).cloned();
         if current != seen {

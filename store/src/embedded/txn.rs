@@ -13,7 +13,7 @@ use tokio::sync::oneshot;
 use super::commit::CommitRequest;
 use super::resolver::KeyRange;
 use super::ryw::{Lookup, WriteBuffer, apply_ops};
-use super::{Shared, Snapshot};
+use super::{PendingWatch, Shared, Snapshot};
 use crate::api::{TransactionEngine, Watch, check_value, check_write_key};
 use crate::error::{Error, ErrorCode, Result};
 use crate::mutation::check_versionstamp_template;
@@ -44,8 +44,8 @@ struct State {
     conflict_bytes: usize,
     /// The first write that broke a limit; the commit reports it.
     write_error: Option<Error>,
-    /// Watches created by this transaction: key, the value it saw, and where to report.
-    watches: Vec<(Bytes, Option<Bytes>, oneshot::Sender<Result<()>>)>,
+    /// Watches created by this transaction.
+    watches: Vec<PendingWatch>,
     /// Failed attempts so far, for the backoff.
     attempts: u32,
 }
@@ -194,12 +194,12 @@ impl EmbeddedTransaction {
         Ok(Prepared::Submit(req, rx, watches))
     }
 
-    fn finish_watches(&self, watches: Vec<(Bytes, Option<Bytes>, oneshot::Sender<Result<()>>)>, outcome: &Result<CommitInfo>) {
-        for (key, seen, tx) in watches {
+    fn finish_watches(&self, watches: Vec<PendingWatch>, outcome: &Result<CommitInfo>) {
+        for watch in watches {
             match outcome {
-                Ok(_) => self.shared.published.register_watch(key, seen, tx),
+                Ok(_) => self.shared.published.register_watch(watch),
                 Err(e) => {
-                    let _ = tx.send(Err(e.clone()));
+                    let _ = watch.reply.send(Err(e.clone()));
                 }
             }
         }
@@ -207,8 +207,8 @@ impl EmbeddedTransaction {
 }
 
 enum Prepared {
-    ReadOnly(CommitInfo, Vec<(Bytes, Option<Bytes>, oneshot::Sender<Result<()>>)>),
-    Submit(CommitRequest, oneshot::Receiver<Result<CommitInfo>>, Vec<(Bytes, Option<Bytes>, oneshot::Sender<Result<()>>)>),
+    ReadOnly(CommitInfo, Vec<PendingWatch>),
+    Submit(CommitRequest, oneshot::Receiver<Result<CommitInfo>>, Vec<PendingWatch>),
 }
 
 impl TransactionEngine for EmbeddedTransaction {
@@ -298,8 +298,8 @@ impl TransactionEngine for EmbeddedTransaction {
             Err(e) if e.code() == ErrorCode::AccessedUnreadable => None,
             Err(e) => return Watch::failed(e),
         };
-        let (tx, rx) = oneshot::channel();
-        st.watches.push((Bytes::copy_from_slice(key), seen, tx));
+        let (reply, rx) = oneshot::channel();
+        st.watches.push(PendingWatch { key: Bytes::copy_from_slice(key), seen, reply });
         Watch::from_receiver(rx)
     }
 
