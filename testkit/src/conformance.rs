@@ -41,6 +41,7 @@ macro_rules! conformance_tests {
             atomic_operations_follow_foundationdb,
             limits_give_the_foundationdb_errors,
             transaction_older_than_five_seconds_is_too_old,
+            fresh_transaction_commits_after_the_store_sat_idle,
             run_retries_conflicts_and_returns_the_callers_own_errors,
             idempotent_transaction_applies_exactly_once_under_unknown_results,
         );
@@ -521,6 +522,17 @@ pub async fn transaction_older_than_five_seconds_is_too_old(db: &Database) {
         Err(e) => assert_eq!(e.code(), ErrorCode::TransactionTooOld, "{e}"),
         Ok(_) => expect_code(commit.await, ErrorCode::TransactionTooOld, "a commit 5.5 s after the read version"),
     }
+}
+
+pub async fn fresh_transaction_commits_after_the_store_sat_idle(db: &Database) {
+    // An idle store publishes no new versions; a fresh transaction is still not too old.
+    let s = Space::new(db, "idle").await;
+    put(db, &s.key("k"), b"1").await;
+    tokio::time::sleep(TRANSACTION_LIFETIME + Duration::from_secs(1)).await;
+    let tx = db.create_transaction().unwrap();
+    assert_eq!(tx.get(&s.key("k")).await.unwrap().as_deref(), Some(&b"1"[..]));
+    tx.set(&s.key("k"), b"2");
+    tx.commit().await.expect("a fresh read-modify-write after an idle spell commits");
 }
 
 #[derive(Debug)]

@@ -7,13 +7,13 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use bytes::Bytes;
-use imbl::OrdMap;
 use tokio::sync::oneshot;
 
+use super::Published;
 use super::durable::{Changes, Durable};
-use super::resolver::{KeyRange, Resolver};
+use super::mvcc::{Index, TrimQueue};
+use super::resolver::{BatchInProgress, KeyRange, Resolver, WINDOW_VERSIONS};
 use super::ryw::Mutation;
-use super::{Published, Snapshot};
 use crate::error::{Error, ErrorCode, Result};
 use crate::mutation::{apply_atomic, place_versionstamp};
 use crate::types::{CommitInfo, MutationType, VERSIONS_PER_SECOND, Version, Versionstamp, key_after};
@@ -52,11 +52,18 @@ impl VersionClock {
     }
 }
 
+/// Old versions are trimmed this far behind the resolver's window. A transaction checks its
+/// own age (at most `TRANSACTION_LIFETIME`) before each read; versions track time, so a
+/// version that far behind the newest batch is older than any live transaction's read
+/// version by at least this margin (a second), which covers a read already under way.
+const TRIM_MARGIN_VERSIONS: Version = VERSIONS_PER_SECOND;
+
 pub(crate) struct Committer {
     pub clock: VersionClock,
     pub resolver: Resolver,
     pub durable: Box<dyn Durable>,
     pub published: Arc<Published>,
+    pub trims: TrimQueue,
     /// Set when the durable layer failed: nothing more is committed.
     pub failed: Option<String>,
 }
@@ -71,25 +78,30 @@ impl Committer {
         }
         let version = self.clock.next();
         self.resolver.advance(version);
-        let mut data = self.published.snapshot().data.clone();
-        let mut changes = Changes::new();
+        let horizon = version - WINDOW_VERSIONS - TRIM_MARGIN_VERSIONS;
+        let index = self.published.index.clone();
+        let mut writer = BatchWriter { index: &index, version, horizon, changes: Changes::new(), trims: &mut self.trims };
+        let mut current = BatchInProgress::default();
         let mut results = Vec::with_capacity(batch.len());
         let mut order: u16 = 0;
         for req in &batch {
             let outcome = if req.read_version < self.resolver.oldest() {
                 Err(Error::new(ErrorCode::TransactionTooOld))
-            } else if self.resolver.conflicts(&req.read_conflicts, req.read_version) {
+            } else if self.resolver.conflicts(&req.read_conflicts, req.read_version, &current) {
                 Err(Error::new(ErrorCode::NotCommitted))
             } else {
                 let stamp = Versionstamp::new(version, order);
                 order += 1;
-                let stamped_keys = apply(&mut data, &mut changes, &req.mutations, stamp);
-                self.resolver.record(&req.write_conflicts, version);
-                self.resolver.record(&stamped_keys, version);
+                let stamped_keys = writer.apply(&req.mutations, stamp);
+                current.record(&req.write_conflicts);
+                current.record(&stamped_keys);
                 Ok(CommitInfo { version, versionstamp: Some(stamp) })
             };
             results.push(outcome);
         }
+        let changes = writer.changes;
+        // The index now holds this batch at `version`, which no reader sees until it is
+        // published below: durability first, visibility second.
         if results.iter().any(|r| r.is_ok())
             && let Err(e) = self.durable.write(version, &changes)
         {
@@ -102,47 +114,60 @@ impl Committer {
             }
             return;
         }
-        self.published.publish(Arc::new(Snapshot { version, data }), &changes);
+        self.resolver.record(current, version);
+        self.published.publish(version, &changes);
         for (req, result) in batch.into_iter().zip(results) {
             let _ = req.reply.send(result);
         }
+        self.trims.run(&index, horizon);
     }
 }
 
-/// Applies one transaction's mutations in order; returns the write conflict ranges of the
-/// keys it versionstamped (known only now).
-fn apply(data: &mut OrdMap<Bytes, Bytes>, changes: &mut Changes, mutations: &[Mutation], stamp: Versionstamp) -> Vec<KeyRange> {
-    let mut stamped = Vec::new();
-    let mut put = |data: &mut OrdMap<Bytes, Bytes>, key: Bytes, value: Option<Bytes>| {
-        match &value {
-            Some(v) => data.insert(key.clone(), v.clone()),
-            None => data.remove(&key),
-        };
-        changes.insert(key, value);
-    };
-    for m in mutations {
-        match m {
-            Mutation::Set(k, v) => put(data, k.clone(), Some(v.clone())),
-            Mutation::Clear(k) => put(data, k.clone(), None),
-            Mutation::ClearRange(b, e) => {
-                let doomed: Vec<Bytes> = data.range(b.clone()..e.clone()).map(|(k, _)| k.clone()).collect();
-                for k in doomed {
-                    put(data, k, None);
+/// Applies the mutations of one batch to the index at the batch's version.
+struct BatchWriter<'a> {
+    index: &'a Index,
+    version: Version,
+    horizon: Version,
+    changes: Changes,
+    trims: &'a mut TrimQueue,
+}
+
+impl BatchWriter<'_> {
+    fn put(&mut self, key: Bytes, value: Option<Bytes>) {
+        if self.index.write(key.clone(), self.version, value.clone(), self.horizon) {
+            self.trims.push(self.version, key.clone());
+        }
+        self.changes.insert(key, value);
+    }
+
+    /// Applies one transaction's mutations in order; returns the write conflict ranges of
+    /// the keys it versionstamped (known only now).
+    fn apply(&mut self, mutations: &[Mutation], stamp: Versionstamp) -> Vec<KeyRange> {
+        let mut stamped = Vec::new();
+        for m in mutations {
+            match m {
+                Mutation::Set(k, v) => self.put(k.clone(), Some(v.clone())),
+                Mutation::Clear(k) => self.put(k.clone(), None),
+                Mutation::ClearRange(b, e) => {
+                    for k in self.index.live_keys(b, e, self.version) {
+                        self.put(k, None);
+                    }
+                }
+                Mutation::Atomic(k, MutationType::SetVersionstampedKey, v) => {
+                    let key = place_versionstamp(k, stamp);
+                    stamped.push((key.clone(), key_after(&key)));
+                    self.put(key, Some(v.clone()));
+                }
+                Mutation::Atomic(k, MutationType::SetVersionstampedValue, v) => {
+                    self.put(k.clone(), Some(place_versionstamp(v, stamp)))
+                }
+                Mutation::Atomic(k, op, param) => {
+                    let current = self.index.get(k, self.version);
+                    let next = apply_atomic(*op, current.as_deref(), param);
+                    self.put(k.clone(), next)
                 }
             }
-            Mutation::Atomic(k, MutationType::SetVersionstampedKey, v) => {
-                let key = place_versionstamp(k, stamp);
-                stamped.push((key.clone(), key_after(&key)));
-                put(data, key, Some(v.clone()));
-            }
-            Mutation::Atomic(k, MutationType::SetVersionstampedValue, v) => {
-                put(data, k.clone(), Some(place_versionstamp(v, stamp)))
-            }
-            Mutation::Atomic(k, op, param) => {
-                let next = apply_atomic(*op, data.get(k).map(|v| v.as_ref()), param);
-                put(data, k.clone(), next)
-            }
         }
+        stamped
     }
-    stamped
 }

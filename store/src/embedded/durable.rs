@@ -339,7 +339,7 @@ mod fjall_layer {
                 let mut data = std::collections::BTreeMap::new();
                 for guard in self.data.iter() {
                     let (k, v) = guard.into_inner().map_err(other)?;
-                    data.insert(bytes::Bytes::copy_from_slice(&k), bytes::Bytes::copy_from_slice(&v));
+                    data.insert(bytes::Bytes::from(k), bytes::Bytes::from(v));
                 }
                 if version.is_none() && !data.is_empty() {
                     return Err(corrupt("data without a committed version".into()));
@@ -377,8 +377,9 @@ mod fjall_layer {
             let mut batch = self.db.batch().durability(Some(PersistMode::SyncData));
             for (k, v) in changes {
                 match v {
-                    Some(v) => batch.insert(&self.data, k.as_ref(), v.as_ref()),
-                    None => batch.remove(&self.data, k.as_ref()),
+                    // fjall's `bytes_1` feature makes these clones, not copies.
+                    Some(v) => batch.insert(&self.data, k.clone(), v.clone()),
+                    None => batch.remove(&self.data, k.clone()),
                 }
             }
             batch.insert(&self.meta, META_VERSION_KEY, &version.to_be_bytes()[..]);

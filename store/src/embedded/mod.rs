@@ -1,7 +1,7 @@
 //! The embedded engine: FoundationDB's transaction semantics inside one process.
 //!
-//! * Reads see an immutable snapshot (a persistent ordered map, shared structurally
-//!   between versions), so a transaction keeps its view for its whole life at no copying cost.
+//! * Reads go to a multi-version index (`mvcc.rs`): each key keeps its recent versions, and a
+//!   transaction reads at its read version, so it keeps its view for its whole life.
 //! * Commits go to one committer (`commit.rs`) that resolves conflicts (`resolver.rs`),
 //!   applies a whole batch, writes it durably with one sync (`durable.rs`) and publishes
 //!   the next snapshot. Nothing is visible before it is durable.
@@ -10,6 +10,7 @@
 
 mod commit;
 pub mod durable;
+mod mvcc;
 mod resolver;
 mod ryw;
 mod txn;
@@ -17,8 +18,9 @@ mod txn;
 use std::collections::HashMap;
 use std::sync::Arc;
 
+use std::sync::atomic::{AtomicI64, Ordering};
+
 use bytes::Bytes;
-use imbl::OrdMap;
 use parking_lot::Mutex;
 use tokio::sync::{mpsc, oneshot};
 
@@ -27,6 +29,7 @@ use crate::error::{Error, ErrorCode, OpenError, Result};
 use crate::types::{Version, WATCHES_MAX};
 use commit::{BATCH_TRANSACTIONS_MAX, CommitRequest, Committer, VersionClock};
 use durable::{Changes, Durable, MemDurable};
+use mvcc::{Index, TrimQueue};
 use resolver::Resolver;
 
 /// How to open the embedded engine.
@@ -68,9 +71,9 @@ pub fn open_with(mut durable: Box<dyn Durable>) -> Result<Database, OpenError> {
         .recover()
         .map_err(|source| OpenError::Io { path: std::path::PathBuf::from("<store>"), source })?;
     let last = recovered.version.unwrap_or(0);
-    let data: OrdMap<Bytes, Bytes> = recovered.data.into_iter().collect();
     let published = Arc::new(Published {
-        snapshot: Mutex::new(Arc::new(Snapshot { version: last, data })),
+        version: AtomicI64::new(last),
+        index: Arc::new(Index::load(recovered.data, last)),
         watches: Mutex::new(WatchTable::default()),
     });
     let committer = Committer {
@@ -78,6 +81,7 @@ pub fn open_with(mut durable: Box<dyn Durable>) -> Result<Database, OpenError> {
         resolver: Resolver::new(last),
         durable,
         published: published.clone(),
+        trims: TrimQueue::default(),
         failed: None,
     };
     let (requests, rx) = mpsc::unbounded_channel();
@@ -170,15 +174,28 @@ impl Drop for Shared {
     }
 }
 
-/// One committed version of the whole keyspace.
+/// The store as of one published version.
+#[derive(Clone)]
 pub(crate) struct Snapshot {
     pub version: Version,
-    pub data: OrdMap<Bytes, Bytes>,
+    index: Arc<Index>,
 }
 
-/// What readers see: the newest durable snapshot, and the watches waiting on it.
+impl Snapshot {
+    pub(crate) fn get(&self, key: &[u8]) -> Option<Bytes> {
+        self.index.get(key, self.version)
+    }
+
+    pub(crate) fn range<'a>(&'a self, begin: &'a [u8], end: &'a [u8], reverse: bool) -> impl Iterator<Item = (Bytes, Bytes)> + 'a {
+        self.index.range(begin, end, self.version, reverse)
+    }
+}
+
+/// What readers see: the newest durable version of the index, and the watches waiting.
 pub(crate) struct Published {
-    snapshot: Mutex<Arc<Snapshot>>,
+    /// Entries above this version are being committed and invisible to everyone.
+    version: AtomicI64,
+    index: Arc<Index>,
     watches: Mutex<WatchTable>,
 }
 
@@ -200,13 +217,13 @@ struct WatchTable {
 }
 
 impl Published {
-    pub(crate) fn snapshot(&self) -> Arc<Snapshot> {
-        self.snapshot.lock().clone()
+    pub(crate) fn snapshot(&self) -> Snapshot {
+        Snapshot { version: self.version.load(Ordering::Acquire), index: self.index.clone() }
     }
 
-    fn publish(&self, next: Arc<Snapshot>, changes: &Changes) {
+    fn publish(&self, version: Version, changes: &Changes) {
         let mut watches = self.watches.lock();
-        *self.snapshot.lock() = next;
+        self.version.store(version, Ordering::Release);
         if watches.count == 0 {
             return;
         }
@@ -228,7 +245,7 @@ impl Published {
     fn register_watch(&self, watch: PendingWatch) {
         let PendingWatch { key, seen, reply: tx } = watch;
         let mut watches = self.watches.lock();
-        let current = self.snapshot.lock().data.get(&key).cloned();
+        let current = self.snapshot().get(&key);
         if current != seen {
             let _ = tx.send(Ok(()));
             return;

@@ -1,9 +1,16 @@
 //! Conflict detection, as FoundationDB's resolvers do it: a transaction commits only if no
 //! key range it read (serializably) was written by a transaction that committed after its
-//! read version. Writes are remembered for `TRANSACTION_LIFETIME` worth of versions; a
-//! transaction whose read version is older than that window is too old.
+//! read version. The writes of each commit batch are kept, sorted, for
+//! `TRANSACTION_LIFETIME` worth of versions. A transaction is too old when a batch newer
+//! than its read version has already been forgotten: its check could no longer be
+//! complete. (Its lifetime of 5 s is enforced by the transaction itself; counting versions
+//! here instead would fail a fresh transaction on a store that was idle for 5 s, since an
+//! idle store publishes no new versions.)
+//!
+//! A check walks back only over the batches newer than the transaction's read version
+//! (usually one to three), binary-searching each; recording a batch is one push.
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::{BTreeSet, VecDeque};
 
 use bytes::Bytes;
 
@@ -15,75 +22,106 @@ pub(crate) type KeyRange = (Bytes, Bytes);
 /// Versions the resolver remembers writes for.
 pub(crate) const WINDOW_VERSIONS: Version = TRANSACTION_LIFETIME.as_secs() as Version * VERSIONS_PER_SECOND;
 
+/// The writes of one committed batch.
+#[derive(Debug)]
+struct BatchWrites {
+    version: Version,
+    /// Single keys written, sorted, without duplicates.
+    points: Vec<Bytes>,
+    /// Multi-key ranges written (clear_range, explicit write conflict ranges).
+    ranges: Vec<KeyRange>,
+}
+
+impl BatchWrites {
+    fn hits(&self, reads: &[KeyRange]) -> bool {
+        reads.iter().any(|(begin, end)| {
+            let in_points = match single_key(begin, end) {
+                Some(key) => self.points.binary_search(key).is_ok(),
+                None => {
+                    let first = self.points.partition_point(|k| k < begin);
+                    self.points.get(first).is_some_and(|k| k < end)
+                }
+            };
+            in_points || self.ranges.iter().any(|(b, e)| b < end && begin < e)
+        })
+    }
+}
+
+/// The writes of the batch being resolved: transactions later in a batch conflict with
+/// the writes of earlier ones (their read versions are all older than the batch).
+#[derive(Debug, Default)]
+pub(crate) struct BatchInProgress {
+    points: BTreeSet<Bytes>,
+    ranges: Vec<KeyRange>,
+}
+
+impl BatchInProgress {
+    pub(crate) fn record(&mut self, writes: &[KeyRange]) {
+        for (begin, end) in writes {
+            match single_key(begin, end) {
+                Some(key) => {
+                    self.points.insert(key.clone());
+                }
+                None if begin < end => self.ranges.push((begin.clone(), end.clone())),
+                None => {}
+            }
+        }
+    }
+
+    fn hits(&self, reads: &[KeyRange]) -> bool {
+        reads.iter().any(|(begin, end)| {
+            let in_points = match single_key(begin, end) {
+                Some(key) => self.points.contains(key),
+                None => self.points.range(begin.clone()..end.clone()).next().is_some(),
+            };
+            in_points || self.ranges.iter().any(|(b, e)| b < end && begin < e)
+        })
+    }
+}
+
 #[derive(Debug)]
 pub(crate) struct Resolver {
-    /// Last write version of each single key written inside the window.
-    points: BTreeMap<Bytes, Version>,
-    /// Multi-key write ranges (clear_range, explicit write conflict ranges), oldest first.
-    ranges: VecDeque<(Bytes, Bytes, Version)>,
-    /// Keys written per version, oldest first, to forget them when they leave the window.
-    expiry: VecDeque<(Version, Vec<Bytes>)>,
-    /// Read versions below this are too old to check.
-    oldest: Version,
+    /// Committed batches inside the window, oldest first.
+    history: VecDeque<BatchWrites>,
+    /// The newest version whose batch was forgotten: a read version below it is too old.
+    forgotten: Version,
 }
 
 impl Resolver {
     pub(crate) fn new(start: Version) -> Resolver {
-        Resolver { points: BTreeMap::new(), ranges: VecDeque::new(), expiry: VecDeque::new(), oldest: start }
+        Resolver { history: VecDeque::new(), forgotten: start }
     }
 
+    /// Read versions below this can no longer be checked.
     pub(crate) fn oldest(&self) -> Version {
-        self.oldest
+        self.forgotten
     }
 
-    /// Whether any of `reads` was written after `read_version`.
-    pub(crate) fn conflicts(&self, reads: &[KeyRange], read_version: Version) -> bool {
-        reads.iter().any(|(begin, end)| {
-            if let Some(key) = single_key(begin, end) {
-                if self.points.get(key).is_some_and(|v| *v > read_version) {
-                    return true;
-                }
-            } else if self.points.range(begin.clone()..end.clone()).any(|(_, v)| *v > read_version) {
-                return true;
-            }
-            self.ranges.iter().any(|(b, e, v)| *v > read_version && b < end && begin < e)
-        })
+    /// Whether any of `reads` was written after `read_version`, by a committed batch or by
+    /// an earlier transaction of the batch in progress.
+    pub(crate) fn conflicts(&self, reads: &[KeyRange], read_version: Version, current: &BatchInProgress) -> bool {
+        if reads.is_empty() {
+            return false;
+        }
+        self.history.iter().rev().take_while(|batch| batch.version > read_version).any(|batch| batch.hits(reads))
+            || current.hits(reads)
     }
 
-    /// Records the writes of a transaction committed at `version`.
-    pub(crate) fn record(&mut self, writes: &[KeyRange], version: Version) {
-        let mut keys = Vec::new();
-        for (begin, end) in writes {
-            if let Some(key) = single_key(begin, end) {
-                self.points.insert(key.clone(), version);
-                keys.push(key.clone());
-            } else if begin < end {
-                self.ranges.push_back((begin.clone(), end.clone(), version));
-            }
+    /// Records the writes of the batch committed at `version`.
+    pub(crate) fn record(&mut self, batch: BatchInProgress, version: Version) {
+        if batch.points.is_empty() && batch.ranges.is_empty() {
+            return;
         }
-        match self.expiry.back_mut() {
-            Some((v, batch)) if *v == version => batch.extend(keys),
-            _ => self.expiry.push_back((version, keys)),
-        }
+        debug_assert!(self.history.back().is_none_or(|b| b.version < version));
+        self.history.push_back(BatchWrites { version, points: batch.points.into_iter().collect(), ranges: batch.ranges });
     }
 
     /// Forgets writes that left the window ending at `newest`.
     pub(crate) fn advance(&mut self, newest: Version) {
         let oldest = newest - WINDOW_VERSIONS;
-        if oldest <= self.oldest {
-            return;
-        }
-        self.oldest = oldest;
-        while self.expiry.front().is_some_and(|(v, _)| *v < oldest) {
-            let (v, keys) = self.expiry.pop_front().expect("checked non-empty");
-            for key in keys {
-                if self.points.get(&key).is_some_and(|last| *last <= v) {
-                    self.points.remove(&key);
-                }
-            }
-        }
-        while self.ranges.front().is_some_and(|(_, _, v)| *v < oldest) {
-            self.ranges.pop_front();
+        while self.history.front().is_some_and(|b| b.version < oldest) {
+            let batch = self.history.pop_front().expect("checked non-empty");
+            self.forgotten = batch.version;
         }
     }
 }
@@ -106,32 +144,64 @@ mod tests {
         (b(s), key_after(s.as_bytes()))
     }
 
+    fn committed(writes: &[KeyRange], version: Version, r: &mut Resolver) {
+        let mut batch = BatchInProgress::default();
+        batch.record(writes);
+        r.record(batch, version);
+    }
+
     #[test]
     fn only_writes_after_the_read_version_conflict() {
         let mut r = Resolver::new(0);
-        r.record(&[point("k")], 10);
-        assert!(r.conflicts(&[point("k")], 9));
-        assert!(!r.conflicts(&[point("k")], 10));
-        assert!(!r.conflicts(&[point("j")], 0));
-        assert!(r.conflicts(&[(b("a"), b("z"))], 9), "a range read sees a point write inside it");
-        assert!(!r.conflicts(&[(b("l"), b("z"))], 9));
+        let none = BatchInProgress::default();
+        committed(&[point("k")], 10, &mut r);
+        assert!(r.conflicts(&[point("k")], 9, &none));
+        assert!(!r.conflicts(&[point("k")], 10, &none));
+        assert!(!r.conflicts(&[point("j")], 0, &none));
+        assert!(r.conflicts(&[(b("a"), b("z"))], 9, &none), "a range read sees a point write inside it");
+        assert!(!r.conflicts(&[(b("l"), b("z"))], 9, &none));
     }
 
     #[test]
     fn range_writes_conflict_with_overlapping_reads() {
         let mut r = Resolver::new(0);
-        r.record(&[(b("b"), b("d"))], 10);
-        assert!(r.conflicts(&[point("c")], 5));
-        assert!(r.conflicts(&[(b("a"), b("bb"))], 5));
-        assert!(!r.conflicts(&[(b("d"), b("e"))], 5), "end is exclusive");
+        let none = BatchInProgress::default();
+        committed(&[(b("b"), b("d"))], 10, &mut r);
+        assert!(r.conflicts(&[point("c")], 5, &none));
+        assert!(r.conflicts(&[(b("a"), b("bb"))], 5, &none));
+        assert!(!r.conflicts(&[(b("d"), b("e"))], 5, &none), "end is exclusive");
     }
 
     #[test]
-    fn writes_are_forgotten_after_the_window_and_old_reads_are_too_old() {
+    fn earlier_writes_of_the_same_batch_conflict() {
+        let r = Resolver::new(0);
+        let mut current = BatchInProgress::default();
+        current.record(&[point("k"), (b("m"), b("p"))]);
+        assert!(r.conflicts(&[point("k")], 5, &current));
+        assert!(r.conflicts(&[(b("a"), b("l"))], 5, &current));
+        assert!(r.conflicts(&[point("n")], 5, &current));
+        assert!(!r.conflicts(&[point("q")], 5, &current));
+    }
+
+    #[test]
+    fn writes_are_forgotten_after_the_window_and_reads_before_them_are_too_old() {
         let mut r = Resolver::new(0);
-        r.record(&[point("k"), (b("a"), b("c"))], 10);
-        r.advance(10 + WINDOW_VERSIONS + 1);
-        assert_eq!(r.oldest(), 11);
-        assert!(r.points.is_empty() && r.ranges.is_empty());
+        committed(&[point("k"), (b("a"), b("c"))], 10, &mut r);
+        committed(&[point("k")], 20, &mut r);
+        r.advance(15 + WINDOW_VERSIONS);
+        assert_eq!(r.oldest(), 10, "reads at 10 or later still see every newer batch");
+        assert_eq!(r.history.len(), 1);
+        r.advance(10 * WINDOW_VERSIONS);
+        assert_eq!(r.oldest(), 20);
+        assert!(r.history.is_empty());
+    }
+
+    #[test]
+    fn an_idle_store_does_not_make_fresh_reads_too_old() {
+        let mut r = Resolver::new(0);
+        committed(&[point("k")], 10, &mut r);
+        // Nothing commits for a long time; a transaction reads at 10, the newest version.
+        r.advance(10 + 100 * WINDOW_VERSIONS);
+        assert!(r.oldest() <= 10);
     }
 }

@@ -136,12 +136,12 @@ impl WriteBuffer {
     /// Merges the snapshot's entries of `[begin, end)` (given in read order) with the
     /// buffer. Returns at most `rows_max` entries, stopping early once `bytes_max` is
     /// reached, and whether entries may remain.
-    pub(crate) fn merge_range<'a>(
+    pub(crate) fn merge_range(
         &self,
         begin: &[u8],
         end: &[u8],
         reverse: bool,
-        snapshot: impl Iterator<Item = (&'a Bytes, &'a Bytes)>,
+        snapshot: impl Iterator<Item = (Bytes, Bytes)>,
         rows_max: usize,
         bytes_max: usize,
     ) -> Result<(Vec<KeyValue>, bool)> {
@@ -163,9 +163,9 @@ impl WriteBuffer {
                 (None, Some(_)) => true,
                 (Some((sk, _)), Some((lk, _))) => {
                     if reverse {
-                        lk >= sk
+                        *lk >= sk
                     } else {
-                        lk <= sk
+                        *lk <= sk
                     }
                 }
             };
@@ -175,11 +175,7 @@ impl WriteBuffer {
             let entry = if take_local {
                 let (key, pending) = local.next().expect("peeked");
                 let base = match snapshot.peek() {
-                    Some((sk, sv)) if *sk == key => {
-                        let v = (*sv).clone();
-                        snapshot.next();
-                        Some(v)
-                    }
+                    Some((sk, _)) if sk == key => snapshot.next().map(|(_, v)| v),
                     _ => None,
                 };
                 let value = match pending {
@@ -190,7 +186,7 @@ impl WriteBuffer {
                 value.map(|value| KeyValue { key: key.clone(), value })
             } else {
                 let (key, value) = snapshot.next().expect("peeked");
-                Some(KeyValue { key: key.clone(), value: value.clone() })
+                Some(KeyValue { key, value })
             };
             if let Some(kv) = entry {
                 bytes += kv.key.len() + kv.value.len();
@@ -281,15 +277,16 @@ mod tests {
         buf.clear(b("d"));
         buf.atomic(b("c"), MutationType::AppendIfFits, b("!"));
         let keys = |rev: bool| {
-            let it: Box<dyn Iterator<Item = (&Bytes, &Bytes)>> =
-                if rev { Box::new(snapshot.iter().rev()) } else { Box::new(snapshot.iter()) };
+            let owned = snapshot.iter().map(|(k, v)| (k.clone(), v.clone()));
+            let it: Box<dyn Iterator<Item = (Bytes, Bytes)>> = if rev { Box::new(owned.rev()) } else { Box::new(owned) };
             let (kvs, more) = buf.merge_range(b"a", b"z", rev, it, usize::MAX, usize::MAX).unwrap();
             assert!(!more);
             kvs.into_iter().map(|kv| format!("{}={}", String::from_utf8_lossy(&kv.key), String::from_utf8_lossy(&kv.value))).collect::<Vec<_>>()
         };
         assert_eq!(keys(false), ["a=1", "bb=x", "c=3!"]);
         assert_eq!(keys(true), ["c=3!", "bb=x", "a=1"]);
-        let (page, more) = buf.merge_range(b"a", b"z", false, snapshot.iter(), 2, usize::MAX).unwrap();
+        let owned = snapshot.iter().map(|(k, v)| (k.clone(), v.clone()));
+        let (page, more) = buf.merge_range(b"a", b"z", false, owned, 2, usize::MAX).unwrap();
         assert_eq!(page.len(), 2);
         assert!(more);
     }

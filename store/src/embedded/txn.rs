@@ -37,7 +37,7 @@ struct State {
     created: Instant,
     timeout: Option<Duration>,
     /// The snapshot at the read version, taken at the first read (or at commit).
-    snapshot: Option<(Arc<Snapshot>, Instant)>,
+    snapshot: Option<(Snapshot, Instant)>,
     writes: WriteBuffer,
     read_conflicts: Vec<KeyRange>,
     write_conflicts: Vec<KeyRange>,
@@ -80,7 +80,7 @@ impl State {
         Ok(())
     }
 
-    fn snapshot(&mut self, shared: &Shared) -> Arc<Snapshot> {
+    fn snapshot(&mut self, shared: &Shared) -> Snapshot {
         self.snapshot.get_or_insert_with(|| (shared.published.snapshot(), Instant::now())).0.clone()
     }
 
@@ -108,8 +108,8 @@ impl State {
         let snapshot = self.snapshot(shared);
         let value = match lookup {
             Lookup::Local(v) => return Ok(v),
-            Lookup::OverSnapshot(ops) => apply_ops(snapshot.data.get(key).cloned(), &ops),
-            Lookup::Snapshot => snapshot.data.get(key).cloned(),
+            Lookup::OverSnapshot(ops) => apply_ops(snapshot.get(key), &ops),
+            Lookup::Snapshot => snapshot.get(key),
         };
         if !mode.is_snapshot() {
             let key = Bytes::copy_from_slice(key);
@@ -145,12 +145,9 @@ impl EmbeddedTransaction {
             return Ok(RangeResult::default());
         }
         let snapshot = st.snapshot(&self.shared);
-        let entries = snapshot.data.range(range.begin.clone()..range.end.clone());
-        let (key_values, more) = if range.reverse {
-            st.writes.merge_range(&range.begin, &range.end, true, entries.rev(), rows_max, PAGE_BYTES_MAX)?
-        } else {
-            st.writes.merge_range(&range.begin, &range.end, false, entries, rows_max, PAGE_BYTES_MAX)?
-        };
+        let entries = snapshot.range(&range.begin, &range.end, range.reverse);
+        let (key_values, more) =
+            st.writes.merge_range(&range.begin, &range.end, range.reverse, entries, rows_max, PAGE_BYTES_MAX)?;
         if !mode.is_snapshot() {
             // Conflict only on what was actually read: a page cut short leaves the rest free.
             let stopped_early = more || key_values.len() == rows_max;
