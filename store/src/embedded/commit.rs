@@ -1,13 +1,21 @@
-//! Group commit. One committer owns the resolver and the durable layer; transactions send
-//! it commit requests, and it takes every request waiting at once as one batch: resolve
-//! each in order, apply the survivors to a new snapshot, write the batch durably with one
-//! sync, publish, then answer. Concurrent transactions thus share one fsync.
+//! Group commit, in two pipelined stages.
+//!
+//! 1. The committer takes every commit request waiting as one batch: resolves each in
+//!    order, writes the survivors into the index at the batch's version (invisible until
+//!    published), answers the conflicting ones at once, and hands the batch on.
+//! 2. The durable writer takes every batch waiting, writes them with one durable write
+//!    (one fsync), publishes the newest version, then answers their transactions.
+//!
+//! So concurrent transactions share one fsync, and the committer resolves the next batch
+//! while the previous one is being synced, as FoundationDB's resolvers run ahead of its
+//! logs. Nothing is visible before it is durable; versions are published in order.
 
 use std::sync::Arc;
 use std::time::Instant;
 
 use bytes::Bytes;
-use tokio::sync::oneshot;
+use parking_lot::Mutex;
+use tokio::sync::{mpsc, oneshot};
 
 use super::Published;
 use super::durable::{Changes, Durable};
@@ -58,21 +66,43 @@ impl VersionClock {
 /// version by at least this margin (a second), which covers a read already under way.
 const TRIM_MARGIN_VERSIONS: Version = VERSIONS_PER_SECOND;
 
+/// The first failure of the durable layer, after which nothing more commits.
+#[derive(Default)]
+pub(crate) struct Failure(Mutex<Option<String>>);
+
+impl Failure {
+    fn get(&self) -> Option<Error> {
+        self.0.lock().as_ref().map(|reason| Error::with_context(ErrorCode::IoError, reason.clone()))
+    }
+
+    fn set(&self, reason: String) {
+        self.0.lock().get_or_insert(reason);
+    }
+}
+
+/// A resolved batch on its way to the durable writer: its changes and the transactions
+/// that wait for them to be durable.
+pub(crate) struct Resolved {
+    version: Version,
+    changes: Changes,
+    acks: Vec<(oneshot::Sender<Result<CommitInfo>>, CommitInfo)>,
+}
+
+/// Stage 1: resolves batches and writes them into the index.
 pub(crate) struct Committer {
     pub clock: VersionClock,
     pub resolver: Resolver,
-    pub durable: Box<dyn Durable>,
     pub published: Arc<Published>,
     pub trims: TrimQueue,
-    /// Set when the durable layer failed: nothing more is committed.
-    pub failed: Option<String>,
+    pub to_durable: mpsc::UnboundedSender<Resolved>,
+    pub failure: Arc<Failure>,
 }
 
 impl Committer {
     pub(crate) fn process(&mut self, batch: Vec<CommitRequest>) {
-        if let Some(reason) = &self.failed {
+        if let Some(error) = self.failure.get() {
             for req in batch {
-                let _ = req.reply.send(Err(Error::with_context(ErrorCode::IoError, reason.clone())));
+                let _ = req.reply.send(Err(error.clone()));
             }
             return;
         }
@@ -82,44 +112,80 @@ impl Committer {
         let index = self.published.index.clone();
         let mut writer = BatchWriter { index: &index, version, horizon, changes: Changes::new(), trims: &mut self.trims };
         let mut current = BatchInProgress::default();
-        let mut results = Vec::with_capacity(batch.len());
+        let mut acks = Vec::with_capacity(batch.len());
         let mut order: u16 = 0;
-        for req in &batch {
-            let outcome = if req.read_version < self.resolver.oldest() {
-                Err(Error::new(ErrorCode::TransactionTooOld))
+        for req in batch {
+            let refused = if req.read_version < self.resolver.oldest() {
+                Error::new(ErrorCode::TransactionTooOld)
             } else if self.resolver.conflicts(&req.read_conflicts, req.read_version, &current) {
-                Err(Error::new(ErrorCode::NotCommitted))
+                Error::new(ErrorCode::NotCommitted)
             } else {
                 let stamp = Versionstamp::new(version, order);
                 order += 1;
                 let stamped_keys = writer.apply(&req.mutations, stamp);
                 current.record(&req.write_conflicts);
                 current.record(&stamped_keys);
-                Ok(CommitInfo { version, versionstamp: Some(stamp) })
+                acks.push((req.reply, CommitInfo { version, versionstamp: Some(stamp) }));
+                continue;
             };
-            results.push(outcome);
+            // A refusal does not wait for anyone's durability.
+            let _ = req.reply.send(Err(refused));
         }
         let changes = writer.changes;
-        // The index now holds this batch at `version`, which no reader sees until it is
-        // published below: durability first, visibility second.
-        if results.iter().any(|r| r.is_ok())
-            && let Err(e) = self.durable.write(version, &changes)
+        self.resolver.record(current, version);
+        if !acks.is_empty()
+            && let Err(mpsc::error::SendError(resolved)) = self.to_durable.send(Resolved { version, changes, acks })
         {
-            let reason = format!("the durable layer failed; the store accepts no more commits: {e}");
-            tracing::error!(%reason);
-            self.failed = Some(reason.clone());
-            for req in batch {
-                // The batch may or may not be on disk: the caller cannot know.
-                let _ = req.reply.send(Err(Error::with_context(ErrorCode::IoError, reason.clone())));
+            for (reply, _) in resolved.acks {
+                let _ = reply.send(Err(Error::with_context(ErrorCode::IoError, "the durable writer has stopped")));
+            }
+        }
+        self.trims.run(&index, horizon);
+    }
+}
+
+/// Batches the durable writer merges into one write at most: bounds the latency of the
+/// oldest and the memory of the merge.
+pub(crate) const DURABLE_BATCHES_MAX: usize = 64;
+
+/// Stage 2: makes resolved batches durable, publishes them, answers their transactions.
+pub(crate) struct DurableWriter {
+    pub durable: Box<dyn Durable>,
+    pub published: Arc<Published>,
+    pub failure: Arc<Failure>,
+}
+
+impl DurableWriter {
+    pub(crate) fn process(&mut self, mut work: Vec<Resolved>) {
+        let acks: Vec<_> = work.iter_mut().flat_map(|r| std::mem::take(&mut r.acks)).collect();
+        if let Some(error) = self.failure.get() {
+            for (reply, _) in acks {
+                let _ = reply.send(Err(error.clone()));
             }
             return;
         }
-        self.resolver.record(current, version);
-        self.published.publish(version, &changes);
-        for (req, result) in batch.into_iter().zip(results) {
-            let _ = req.reply.send(result);
+        let version = work.last().expect("at least one batch").version;
+        let mut batches = work.into_iter();
+        let mut changes = batches.next().expect("at least one batch").changes;
+        for later in batches {
+            changes.extend(later.changes);
         }
-        self.trims.run(&index, horizon);
+        if let Err(e) = self.durable.write(version, &changes) {
+            let reason = format!("the durable layer failed; the store accepts no more commits: {e}");
+            tracing::error!(%reason);
+            self.failure.set(reason);
+            let error = self.failure.get().expect("just set");
+            for (reply, _) in acks {
+                // The batch may or may not be on disk: the caller cannot know.
+                let _ = reply.send(Err(error.clone()));
+            }
+            return;
+        }
+        // The index already holds these versions; publishing makes them visible.
+        self.published.publish(version, &changes);
+        for (reply, info) in acks {
+            let _ = reply.send(Ok(info));
+        }
     }
 }
 

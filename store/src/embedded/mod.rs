@@ -2,10 +2,11 @@
 //!
 //! * Reads go to a multi-version index (`mvcc.rs`): each key keeps its recent versions, and a
 //!   transaction reads at its read version, so it keeps its view for its whole life.
-//! * Commits go to one committer (`commit.rs`) that resolves conflicts (`resolver.rs`),
-//!   applies a whole batch, writes it durably with one sync (`durable.rs`) and publishes
-//!   the next snapshot. Nothing is visible before it is durable.
-//! * The committer runs on its own OS thread in production (fsync must not block the async
+//! * Commits go through two pipelined stages (`commit.rs`): the committer resolves
+//!   conflicts (`resolver.rs`) and writes whole batches into the index at unpublished
+//!   versions; the durable writer writes them with one sync (`durable.rs`) and publishes.
+//!   Nothing is visible before it is durable.
+//! * Each stage runs on its own OS thread in production (fsync must not block the async
 //!   executor) and as a task under madsim, where threads are forbidden.
 
 mod commit;
@@ -27,7 +28,9 @@ use tokio::sync::{mpsc, oneshot};
 use crate::api::{Database, DatabaseEngine, TransactionEngine};
 use crate::error::{Error, ErrorCode, OpenError, Result};
 use crate::types::{Version, WATCHES_MAX};
-use commit::{BATCH_TRANSACTIONS_MAX, CommitRequest, Committer, VersionClock};
+use commit::{
+    BATCH_TRANSACTIONS_MAX, CommitRequest, Committer, DURABLE_BATCHES_MAX, DurableWriter, Failure, Resolved, VersionClock,
+};
 use durable::{Changes, Durable, MemDurable};
 use mvcc::{Index, TrimQueue};
 use resolver::Resolver;
@@ -76,17 +79,20 @@ pub fn open_with(mut durable: Box<dyn Durable>) -> Result<Database, OpenError> {
         index: Arc::new(Index::load(recovered.data, last)),
         watches: Mutex::new(WatchTable::default()),
     });
+    let failure = Arc::new(Failure::default());
+    let (to_durable, durable_rx) = mpsc::unbounded_channel();
     let committer = Committer {
         clock: VersionClock::new(last),
         resolver: Resolver::new(last),
-        durable,
         published: published.clone(),
         trims: TrimQueue::default(),
-        failed: None,
+        to_durable,
+        failure: failure.clone(),
     };
+    let writer = DurableWriter { durable, published: published.clone(), failure };
     let (requests, rx) = mpsc::unbounded_channel();
     #[cfg_attr(madsim, allow(clippy::let_unit_value, unused_variables))]
-    let driver = spawn_committer(committer, rx);
+    let driver = spawn_stages(committer, rx, writer, durable_rx);
     Ok(Database::from_engine(Arc::new(EmbeddedEngine {
         shared: Arc::new(Shared {
             published,
@@ -99,37 +105,64 @@ pub fn open_with(mut durable: Box<dyn Durable>) -> Result<Database, OpenError> {
 
 #[cfg(not(madsim))]
 type Driver = std::thread::JoinHandle<()>;
-/// Under madsim the committer is a task of the current node; nothing to join.
+/// Under madsim the stages are tasks of the current node; nothing to join.
 #[cfg(madsim)]
 type Driver = ();
 
+/// Runs both stages. The committer's thread ends when the request channel closes; it then
+/// closes the writer's channel and waits for the writer, so joining it joins both.
 #[cfg(not(madsim))]
-fn spawn_committer(mut committer: Committer, mut rx: mpsc::UnboundedReceiver<CommitRequest>) -> Driver {
+fn spawn_stages(
+    mut committer: Committer,
+    mut requests: mpsc::UnboundedReceiver<CommitRequest>,
+    mut writer: DurableWriter,
+    mut resolved: mpsc::UnboundedReceiver<Resolved>,
+) -> Driver {
+    let writer = std::thread::Builder::new()
+        .name("stead-store-sync".into())
+        .spawn(move || {
+            while let Some(first) = resolved.blocking_recv() {
+                writer.process(drain(first, &mut resolved, DURABLE_BATCHES_MAX));
+            }
+        })
+        .expect("spawning the durable writer thread");
     std::thread::Builder::new()
         .name("stead-store-commit".into())
         .spawn(move || {
-            while let Some(first) = rx.blocking_recv() {
-                committer.process(drain(first, &mut rx));
+            while let Some(first) = requests.blocking_recv() {
+                committer.process(drain(first, &mut requests, BATCH_TRANSACTIONS_MAX));
             }
+            drop(committer);
+            let _ = writer.join();
         })
         .expect("spawning the commit thread")
 }
 
 #[cfg(madsim)]
-fn spawn_committer(mut committer: Committer, mut rx: mpsc::UnboundedReceiver<CommitRequest>) -> Driver {
+fn spawn_stages(
+    mut committer: Committer,
+    mut requests: mpsc::UnboundedReceiver<CommitRequest>,
+    mut writer: DurableWriter,
+    mut resolved: mpsc::UnboundedReceiver<Resolved>,
+) -> Driver {
     tokio::spawn(async move {
-        while let Some(first) = rx.recv().await {
-            committer.process(drain(first, &mut rx));
+        while let Some(first) = resolved.recv().await {
+            writer.process(drain(first, &mut resolved, DURABLE_BATCHES_MAX));
+        }
+    });
+    tokio::spawn(async move {
+        while let Some(first) = requests.recv().await {
+            committer.process(drain(first, &mut requests, BATCH_TRANSACTIONS_MAX));
         }
     });
 }
 
-/// The batch: `first` and whatever else is already waiting, up to the bound.
-fn drain(first: CommitRequest, rx: &mut mpsc::UnboundedReceiver<CommitRequest>) -> Vec<CommitRequest> {
+/// `first` and whatever else is already waiting, up to `max`.
+fn drain<T>(first: T, rx: &mut mpsc::UnboundedReceiver<T>, max: usize) -> Vec<T> {
     let mut batch = vec![first];
-    while batch.len() < BATCH_TRANSACTIONS_MAX {
+    while batch.len() < max {
         match rx.try_recv() {
-            Ok(req) => batch.push(req),
+            Ok(item) => batch.push(item),
             Err(_) => break,
         }
     }
