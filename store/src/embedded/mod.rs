@@ -219,7 +219,7 @@ impl Snapshot {
         self.index.get(key, self.version)
     }
 
-    pub(crate) fn range<'a>(&'a self, begin: &'a [u8], end: &'a [u8], reverse: bool) -> impl Iterator<Item = (Bytes, Bytes)> + 'a {
+    pub(crate) fn range(&self, begin: &[u8], end: &[u8], reverse: bool) -> impl Iterator<Item = (Bytes, Bytes)> + '_ {
         self.index.range(begin, end, self.version, reverse)
     }
 }
