@@ -3,6 +3,7 @@
 //! child). Test-only: no production crate depends on this one.
 
 pub mod conformance;
+pub mod crash;
 
 #[doc(hidden)]
 pub use stead_store::Database as __Database;

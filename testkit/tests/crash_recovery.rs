@@ -35,23 +35,11 @@ use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use stead_store::embedded::{EmbeddedOptions, open};
 use stead_store::{RangeOption, ReadMode, Version, tuple};
+use stead_testkit::crash::{WRITERS, count_key, payload};
 
 const ROUNDS: usize = 25;
-/// The writer's task count, which is also the stride between one task's ids.
-const WRITERS: u64 = 16;
 /// Fewer acknowledged commits over the whole run than this and the test proves nothing.
 const ACKS_MIN: usize = 1000;
-
-// The writer's key layout and payloads (src/bin/crash-writer.rs).
-fn count_key() -> Vec<u8> {
-    tuple::pack(&("count",))
-}
-
-fn payload(which: &str, i: u64) -> Vec<u8> {
-    let unit = format!("{which}:{i};");
-    let len = 200 + (i % 7) as usize * 40;
-    unit.bytes().cycle().take(len).collect()
-}
 
 /// What the writer printed before it died: acknowledged (id, commit version) pairs. A
 /// line cut short by the kill is not a promise and is ignored. `first_ack` hears of the

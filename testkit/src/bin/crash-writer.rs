@@ -16,44 +16,13 @@
 //! After each acknowledged commit it prints `ack <i> <commit version>` on stdout and
 //! flushes. A line on stdout is thus a promise: that transaction is durable.
 //!
-//! The checker repeats the key layout and payloads below; keep the two in step.
+//! The key layout and payloads live in `stead_testkit::crash`, shared with the checker.
 
 #![cfg_attr(madsim, allow(dead_code, unused_imports))]
 
 use std::io::Write;
 
-use stead_store::tuple;
-
-/// Concurrent writer tasks; also the stride between one task's transaction ids.
-const WRITERS: u64 = 16;
-
-fn txn_key(i: u64) -> Vec<u8> {
-    tuple::pack(&("txn", i))
-}
-
-fn a_key(i: u64) -> Vec<u8> {
-    tuple::pack(&("a", i))
-}
-
-fn b_key(i: u64) -> Vec<u8> {
-    tuple::pack(&("b", i))
-}
-
-fn open_key(i: u64) -> Vec<u8> {
-    tuple::pack(&("open", i))
-}
-
-fn count_key() -> Vec<u8> {
-    tuple::pack(&("count",))
-}
-
-/// The value of key `which` ("txn", "a", "b") of transaction `i`: a few hundred bytes
-/// derived from both, so a torn or misplaced value is caught.
-fn payload(which: &str, i: u64) -> Vec<u8> {
-    let unit = format!("{which}:{i};");
-    let len = 200 + (i % 7) as usize * 40;
-    unit.bytes().cycle().take(len).collect()
-}
+use stead_testkit::crash::{WRITERS, a_key, b_key, count_key, open_key, payload, txn_key};
 
 #[cfg(not(madsim))]
 #[tokio::main(flavor = "multi_thread", worker_threads = 4)]
