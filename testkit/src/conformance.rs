@@ -43,6 +43,7 @@ macro_rules! conformance_tests {
             transaction_older_than_five_seconds_is_too_old,
             fresh_transaction_commits_after_the_store_sat_idle,
             run_retries_conflicts_and_returns_the_callers_own_errors,
+            a_transaction_commits_once_until_it_is_reset,
             idempotent_transaction_applies_exactly_once_under_unknown_results,
         );
     };
@@ -522,6 +523,22 @@ pub async fn transaction_older_than_five_seconds_is_too_old(db: &Database) {
         Err(e) => assert_eq!(e.code(), ErrorCode::TransactionTooOld, "{e}"),
         Ok(_) => expect_code(commit.await, ErrorCode::TransactionTooOld, "a commit 5.5 s after the read version"),
     }
+}
+
+pub async fn a_transaction_commits_once_until_it_is_reset(db: &Database) {
+    let s = Space::new(db, "commit-once").await;
+    let t1 = db.create_transaction().unwrap();
+    t1.get(&s.key("k")).await.unwrap();
+    put(db, &s.key("k"), b"interloper").await;
+    t1.set(&s.key("k"), b"mine");
+    let failed = t1.commit().await;
+    expect_code(failed.clone(), ErrorCode::NotCommitted, "the first commit");
+    assert!(t1.commit().await.is_err(), "a failed transaction does not commit on a second try without a reset");
+    t1.on_error(&failed.unwrap_err()).await.unwrap();
+    t1.set(&s.key("k"), b"mine");
+    t1.commit().await.expect("after on_error the transaction starts over and commits");
+    let tx = db.create_transaction().unwrap();
+    assert_eq!(tx.get(&s.key("k")).await.unwrap().as_deref(), Some(&b"mine"[..]));
 }
 
 pub async fn fresh_transaction_commits_after_the_store_sat_idle(db: &Database) {

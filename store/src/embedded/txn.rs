@@ -48,6 +48,8 @@ struct State {
     watches: Vec<PendingWatch>,
     /// Failed attempts so far, for the backoff.
     attempts: u32,
+    /// Set by `commit`: a transaction commits once; `on_error` or `reset` starts it over.
+    commit_called: bool,
 }
 
 impl State {
@@ -63,6 +65,7 @@ impl State {
             write_error: None,
             watches: Vec::new(),
             attempts,
+            commit_called: false,
         }
     }
 
@@ -164,6 +167,12 @@ impl EmbeddedTransaction {
     /// Builds the commit request, or answers at once for a read-only transaction.
     fn prepare_commit(&self) -> Result<Prepared> {
         let mut st = self.state.lock();
+        if std::mem::replace(&mut st.commit_called, true) {
+            return Err(Error::with_context(
+                ErrorCode::UsedDuringCommit,
+                "commit was already called on this transaction; call on_error or reset before reusing it",
+            ));
+        }
         if let Some(e) = st.write_error.clone() {
             return Err(e);
         }
