@@ -15,9 +15,11 @@ pub mod api;
 pub mod embedded;
 pub mod error;
 pub mod fault;
+pub mod model;
 #[cfg(all(feature = "fdb", not(madsim)))]
 pub mod fdb;
 pub mod mutation;
+pub mod schema;
 pub mod types;
 
 pub use api::{Committed, Database, DatabaseEngine, RunOptions, Transaction, TransactionEngine, Watch};
