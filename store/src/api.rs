@@ -132,13 +132,28 @@ impl Database {
                     None => return Err(error),
                 },
             };
-            if attempts >= self.run_options.attempts_max {
-                return Err(failure.into());
-            }
             // Sticky: once any attempt may have committed, every later attempt must know.
             maybe_committed.0 |= failure.maybe_committed();
-            tx.on_error(&failure).await?;
+            if attempts >= self.run_options.attempts_max {
+                return Err(give_up(failure, maybe_committed).into());
+            }
+            if let Err(error) = tx.on_error(&failure).await {
+                return Err(give_up(error, maybe_committed).into());
+            }
         }
+    }
+}
+
+/// The error `run` ends with: the last one, unless an earlier attempt may have committed,
+/// which the caller must then hear (commit_unknown_result), whatever the last attempt met.
+fn give_up(last: Error, maybe_committed: MaybeCommitted) -> Error {
+    if maybe_committed.0 && !last.maybe_committed() {
+        Error::with_context(
+            ErrorCode::CommitUnknownResult,
+            format!("an earlier attempt may have committed; the last attempt failed with {last}"),
+        )
+    } else {
+        last
     }
 }
 

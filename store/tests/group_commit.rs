@@ -57,3 +57,26 @@ async fn concurrent_commits_share_durable_writes() {
         "{commits} commits took {writes} durable writes: group commit should batch at least 4 per write"
     );
 }
+
+struct StalledDurable(MemDurable);
+
+impl Durable for StalledDurable {
+    fn recover(&mut self) -> std::io::Result<Recovered> {
+        self.0.recover()
+    }
+
+    fn write(&mut self, version: Version, changes: &Changes) -> std::io::Result<()> {
+        std::thread::sleep(Duration::from_millis(300));
+        self.0.write(version, changes)
+    }
+}
+
+#[tokio::test]
+async fn a_commit_waiting_on_a_stalled_disk_times_out_as_asked() {
+    let db = stead_store::embedded::open_with(Box::new(StalledDurable(MemDurable::new()))).unwrap();
+    let tx = db.create_transaction().unwrap();
+    tx.set_timeout(Duration::from_millis(50));
+    tx.set(b"k", b"v");
+    let err = tx.commit().await.unwrap_err();
+    assert_eq!(err.code(), stead_store::ErrorCode::TransactionTimedOut, "{err}");
+}

@@ -44,6 +44,11 @@ macro_rules! conformance_tests {
             fresh_transaction_commits_after_the_store_sat_idle,
             run_retries_conflicts_and_returns_the_callers_own_errors,
             a_transaction_commits_once_until_it_is_reset,
+            run_reports_unknown_result_when_an_earlier_attempt_may_have_committed,
+            a_page_that_reached_its_limit_says_more,
+            creating_a_watch_reads_its_key_serializably,
+            an_empty_read_conflict_range_conflicts_with_nothing,
+            versionstamped_mutations_obey_key_and_value_limits,
             idempotent_transaction_applies_exactly_once_under_unknown_results,
         );
     };
@@ -539,6 +544,80 @@ pub async fn a_transaction_commits_once_until_it_is_reset(db: &Database) {
     t1.commit().await.expect("after on_error the transaction starts over and commits");
     let tx = db.create_transaction().unwrap();
     assert_eq!(tx.get(&s.key("k")).await.unwrap().as_deref(), Some(&b"mine"[..]));
+}
+
+pub async fn run_reports_unknown_result_when_an_earlier_attempt_may_have_committed(db: &Database) {
+    let s = Space::new(db, "give-up").await;
+    let config = FaultConfig { unknown_result_applied_rate: 1.0, ..FaultConfig::default() };
+    let (faulty, _) = fault::wrap(db.clone(), config, 7);
+    let faulty = faulty.with_run_options(stead_store::RunOptions { attempts_max: 2 });
+    let key = s.key("k");
+    let result = faulty
+        .run(|tx, maybe_committed| {
+            let key = key.clone();
+            async move {
+                if bool::from(maybe_committed) {
+                    // A retryable error that says nothing of the first attempt.
+                    return Err(Error::new(ErrorCode::NotCommitted));
+                }
+                tx.set(&key, b"v");
+                Ok(())
+            }
+        })
+        .await;
+    expect_code(result, ErrorCode::CommitUnknownResult, "run giving up after a maybe-committed attempt");
+    let tx = db.create_transaction().unwrap();
+    assert_eq!(tx.get(&key).await.unwrap().as_deref(), Some(&b"v"[..]), "the first attempt did commit");
+}
+
+pub async fn a_page_that_reached_its_limit_says_more(db: &Database) {
+    let s = Space::new(db, "limit-more").await;
+    put(db, &s.key(1), b"x").await;
+    put(db, &s.key(2), b"x").await;
+    let tx = db.create_transaction().unwrap();
+    let page = tx.get_range(&s.range_option().limit(2), ReadMode::Serializable).await.unwrap();
+    assert_eq!(page.key_values.len(), 2);
+    assert!(page.more, "a page cut by its limit cannot promise the range is complete");
+    let all = tx.get_range(&s.range_option().limit(3), ReadMode::Serializable).await.unwrap();
+    assert_eq!(all.key_values.len(), 2);
+    assert!(!all.more);
+}
+
+pub async fn creating_a_watch_reads_its_key_serializably(db: &Database) {
+    let s = Space::new(db, "watch-conflict").await;
+    let tx = db.create_transaction().unwrap();
+    let _watch = tx.watch(&s.key("k"));
+    put(db, &s.key("k"), b"changed").await;
+    tx.set(&s.key("other"), b"x");
+    expect_code(tx.commit().await, ErrorCode::NotCommitted, "a transaction whose watched key changed");
+}
+
+pub async fn an_empty_read_conflict_range_conflicts_with_nothing(db: &Database) {
+    let s = Space::new(db, "empty-range").await;
+    let tx = db.create_transaction().unwrap();
+    tx.get_read_version().await.unwrap();
+    tx.add_conflict_range(&s.key("m"), &s.key("m"), ConflictRangeType::Read).unwrap();
+    let clearer = db.create_transaction().unwrap();
+    clearer.clear_range(&s.key("a"), &s.key("z"));
+    clearer.commit().await.unwrap();
+    tx.set(&s.key("x"), b"x");
+    tx.commit().await.expect("an empty read range holds no key to conflict on");
+}
+
+pub async fn versionstamped_mutations_obey_key_and_value_limits(db: &Database) {
+    let s = Space::new(db, "vs-limits").await;
+    let mut system = b"\xff/".to_vec();
+    system.extend_from_slice(&[0u8; 10]);
+    system.extend_from_slice(&2u32.to_le_bytes());
+    let tx = db.create_transaction().unwrap();
+    tx.set_versionstamped_key(&system, b"v");
+    expect_code(tx.commit().await, ErrorCode::KeyOutsideLegalRange, "a versionstamped key in \\xff");
+
+    let mut big = vec![0u8; VALUE_SIZE_MAX + 1];
+    big.extend_from_slice(&0u32.to_le_bytes());
+    let tx = db.create_transaction().unwrap();
+    tx.set_versionstamped_value(&s.key("v"), &big);
+    expect_code(tx.commit().await, ErrorCode::ValueTooLarge, "a 100,001-byte versionstamped value");
 }
 
 pub async fn fresh_transaction_commits_after_the_store_sat_idle(db: &Database) {

@@ -60,10 +60,10 @@ impl VersionClock {
     }
 }
 
-/// Old versions are trimmed this far behind the resolver's window. A transaction checks its
-/// own age (at most `TRANSACTION_LIFETIME`) before each read; versions track time, so a
-/// version that far behind the newest batch is older than any live transaction's read
-/// version by at least this margin (a second), which covers a read already under way.
+/// Old versions are trimmed this far behind the resolver's window behind the published
+/// version. Reads verify they were not overtaken (`Index::check_readable`); the margin
+/// makes that rare: a transaction checks its own age (at most `TRANSACTION_LIFETIME`)
+/// before each read, and versions track time.
 const TRIM_MARGIN_VERSIONS: Version = VERSIONS_PER_SECOND;
 
 /// The first failure of the durable layer, after which nothing more commits.
@@ -108,8 +108,11 @@ impl Committer {
         }
         let version = self.clock.next();
         self.resolver.advance(version);
-        let horizon = version - WINDOW_VERSIONS - TRIM_MARGIN_VERSIONS;
+        // Trim behind what readers read (the published version), not behind this batch: a
+        // durable write that stalls must not let trimming overtake the readers.
+        let horizon = self.published.version() - WINDOW_VERSIONS - TRIM_MARGIN_VERSIONS;
         let index = self.published.index.clone();
+        index.raise_horizon(horizon);
         let mut writer = BatchWriter { index: &index, version, horizon, changes: Changes::new(), trims: &mut self.trims };
         let mut current = BatchInProgress::default();
         let mut acks = Vec::with_capacity(batch.len());
@@ -174,9 +177,10 @@ impl DurableWriter {
             let reason = format!("the durable layer failed; the store accepts no more commits: {e}");
             tracing::error!(%reason);
             self.failure.set(reason);
-            let error = self.failure.get().expect("just set");
+            // The write may or may not be on disk (a restart may find it): the caller
+            // cannot know. Later commits get io_error.
+            let error = Error::with_context(ErrorCode::CommitUnknownResult, format!("the durable write failed: {e}"));
             for (reply, _) in acks {
-                // The batch may or may not be on disk: the caller cannot know.
                 let _ = reply.send(Err(error.clone()));
             }
             return;
@@ -215,7 +219,7 @@ impl BatchWriter<'_> {
                 Mutation::Set(k, v) => self.put(k.clone(), Some(v.clone())),
                 Mutation::Clear(k) => self.put(k.clone(), None),
                 Mutation::ClearRange(b, e) => {
-                    for k in self.index.live_keys(b, e, self.version) {
+                    for k in self.index.live_keys(b, e) {
                         self.put(k, None);
                     }
                 }
@@ -228,7 +232,7 @@ impl BatchWriter<'_> {
                     self.put(k.clone(), Some(place_versionstamp(v, stamp)))
                 }
                 Mutation::Atomic(k, op, param) => {
-                    let current = self.index.get(k, self.version);
+                    let current = self.index.latest(k);
                     let next = apply_atomic(*op, current.as_deref(), param);
                     self.put(k.clone(), next)
                 }

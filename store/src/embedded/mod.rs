@@ -215,11 +215,12 @@ pub(crate) struct Snapshot {
 }
 
 impl Snapshot {
-    pub(crate) fn get(&self, key: &[u8]) -> Option<Bytes> {
+    pub(crate) fn get(&self, key: &[u8]) -> Result<Option<Bytes>> {
         self.index.get(key, self.version)
     }
 
-    pub(crate) fn range(&self, begin: &[u8], end: &[u8], reverse: bool) -> impl Iterator<Item = (Bytes, Bytes)> + '_ {
+    /// Check `RangeScan::error` after consuming the scan.
+    pub(crate) fn range(&self, begin: &[u8], end: &[u8], reverse: bool) -> mvcc::RangeScan<'_> {
         self.index.range(begin, end, self.version, reverse)
     }
 }
@@ -250,6 +251,10 @@ struct WatchTable {
 }
 
 impl Published {
+    pub(crate) fn version(&self) -> Version {
+        self.version.load(Ordering::Acquire)
+    }
+
     pub(crate) fn snapshot(&self) -> Snapshot {
         Snapshot { version: self.version.load(Ordering::Acquire), index: self.index.clone() }
     }
@@ -278,7 +283,8 @@ impl Published {
     fn register_watch(&self, watch: PendingWatch) {
         let PendingWatch { key, seen, reply: tx } = watch;
         let mut watches = self.watches.lock();
-        let current = self.snapshot().get(&key);
+        // The published version is never behind the trim horizon, so this read cannot fail.
+        let current = self.snapshot().get(&key).unwrap_or_default();
         if current != seen {
             let _ = tx.send(Ok(()));
             return;

@@ -4,6 +4,11 @@
 //! ignore until it is published. Old entries are trimmed once no reader may still ask for
 //! them.
 //!
+//! Trimming is safe by construction, not by timing: before the writer drops any version it
+//! raises `oldest_readable`, and every read checks, after reading, that its version is not
+//! below it. A reader that lost that race gets transaction_too_old (retryable), never a
+//! view that mixes versions.
+//!
 //! The map is a B-tree under a reader-writer lock, held for one point operation or one
 //! chunk of a range scan at a time, never across an await. Measured alternatives: a
 //! persistent map with one snapshot per batch cost about 5 µs per written key (copying
@@ -12,10 +17,12 @@
 
 use std::collections::{BTreeMap, VecDeque};
 use std::ops::Bound;
+use std::sync::atomic::{AtomicI64, Ordering};
 
 use bytes::Bytes;
 use parking_lot::RwLock;
 
+use crate::error::{Error, ErrorCode, Result};
 use crate::types::{Version, key_after};
 
 /// A key's versions, oldest first; never empty.
@@ -28,6 +35,12 @@ const SCAN_CHUNK_ENTRIES: usize = 256;
 #[derive(Default)]
 pub(crate) struct Index {
     map: RwLock<BTreeMap<Bytes, Chain>>,
+    /// Reads below this version may have lost entries to trimming.
+    oldest_readable: AtomicI64,
+}
+
+fn too_old(at: Version) -> Error {
+    Error::with_context(ErrorCode::TransactionTooOld, format!("versions up to {at} were trimmed while it read"))
 }
 
 fn visible(chain: &Chain, at: Version) -> Option<&Bytes> {
@@ -38,11 +51,29 @@ impl Index {
     /// Fills a new index with recovered data, all at `version`.
     pub(crate) fn load(data: impl IntoIterator<Item = (Bytes, Bytes)>, version: Version) -> Index {
         let map = data.into_iter().map(|(k, v)| (k, vec![(version, Some(v))])).collect();
-        Index { map: RwLock::new(map) }
+        Index { map: RwLock::new(map), oldest_readable: AtomicI64::new(Version::MIN) }
     }
 
-    pub(crate) fn get(&self, key: &[u8], at: Version) -> Option<Bytes> {
-        self.map.read().get(key).and_then(|chain| visible(chain, at).cloned())
+    /// Raises the version below which entries may be trimmed. Called before any trim.
+    pub(crate) fn raise_horizon(&self, horizon: Version) {
+        self.oldest_readable.fetch_max(horizon, Ordering::SeqCst);
+    }
+
+    /// Fails when a read at `at` may have missed trimmed entries. Called after the read:
+    /// a trim that removed what the read needed raised the horizon before it took the lock.
+    fn check_readable(&self, at: Version) -> Result<()> {
+        if at < self.oldest_readable.load(Ordering::SeqCst) { Err(too_old(at)) } else { Ok(()) }
+    }
+
+    pub(crate) fn get(&self, key: &[u8], at: Version) -> Result<Option<Bytes>> {
+        let value = self.map.read().get(key).and_then(|chain| visible(chain, at).cloned());
+        self.check_readable(at)?;
+        Ok(value)
+    }
+
+    /// The newest value of `key`, whatever its version: the committer's view.
+    pub(crate) fn latest(&self, key: &[u8]) -> Option<Bytes> {
+        self.map.read().get(key).and_then(|chain| chain.last()).and_then(|(_, v)| v.clone())
     }
 
     /// Key-values of `[begin, end)` visible at `at`, in key order or reversed. Reads the
@@ -57,12 +88,18 @@ impl Index {
             reverse,
             chunk: VecDeque::new(),
             exhausted: begin >= end,
+            failed: None,
         }
     }
 
-    /// Keys with a live value at `at` in `[begin, end)` (what a clear_range removes).
-    pub(crate) fn live_keys(&self, begin: &[u8], end: &[u8], at: Version) -> Vec<Bytes> {
-        self.range(begin, end, at, false).map(|(k, _)| k).collect()
+    /// Keys with a live value in `[begin, end)` in the committer's view (what a clear_range
+    /// removes).
+    pub(crate) fn live_keys(&self, begin: &[u8], end: &[u8]) -> Vec<Bytes> {
+        let map = self.map.read();
+        map.range::<[u8], _>((Bound::Included(begin), Bound::Excluded(end)))
+            .filter(|(_, chain)| chain.last().is_some_and(|(_, v)| v.is_some()))
+            .map(|(k, _)| k.clone())
+            .collect()
     }
 
     /// Writes `value` for `key` at `version` (newer than every entry), dropping entries
@@ -114,9 +151,16 @@ pub(crate) struct RangeScan<'a> {
     reverse: bool,
     chunk: VecDeque<(Bytes, Bytes)>,
     exhausted: bool,
+    /// Set when a chunk may have missed trimmed entries; the scan then ends.
+    failed: Option<Error>,
 }
 
 impl RangeScan<'_> {
+    /// Why the scan ended early, if it did: check after consuming it.
+    pub(crate) fn error(&mut self) -> Option<Error> {
+        self.failed.take()
+    }
+
     fn fill(&mut self) {
         let map = self.index.map.read();
         let bounds = (Bound::Included(&self.begin[..]), Bound::Excluded(&self.end[..]));
@@ -131,6 +175,13 @@ impl RangeScan<'_> {
             }
             last = Some(key.clone());
             count += 1;
+        }
+        drop(map);
+        if let Err(e) = self.index.check_readable(self.at) {
+            self.chunk.clear();
+            self.failed = Some(e);
+            self.exhausted = true;
+            return;
         }
         match last {
             Some(last) if count == SCAN_CHUNK_ENTRIES => {
@@ -200,10 +251,10 @@ mod tests {
         index.write(b("a"), 20, Some(b("2")), 0);
         index.write(b("b"), 20, Some(b("x")), 0);
         index.write(b("a"), 30, None, 0);
-        assert_eq!(index.get(b"a", 9), None);
-        assert_eq!(index.get(b"a", 10), Some(b("1")));
-        assert_eq!(index.get(b"a", 25), Some(b("2")));
-        assert_eq!(index.get(b"a", 30), None);
+        assert_eq!(index.get(b"a", 9).unwrap(), None);
+        assert_eq!(index.get(b"a", 10).unwrap(), Some(b("1")));
+        assert_eq!(index.get(b"a", 25).unwrap(), Some(b("2")));
+        assert_eq!(index.get(b"a", 30).unwrap(), None);
         let at = |v| index.range(b"a", b"z", v, false).map(|(k, _)| k).collect::<Vec<_>>();
         assert_eq!(at(15), [b("a")]);
         assert_eq!(at(20), [b("a"), b("b")]);
@@ -235,9 +286,12 @@ mod tests {
                 queue.push(version, b("k"));
             }
         }
+        index.raise_horizon(25);
         queue.run(&index, 25);
-        assert_eq!(index.get(b"k", 25), Some(b("2")), "the horizon's view survives");
+        assert_eq!(index.get(b"k", 25).unwrap(), Some(b("2")), "the horizon's view survives");
+        assert_eq!(index.get(b"k", 24).unwrap_err().code(), ErrorCode::TransactionTooOld, "older views fail, not lie");
         assert_eq!(index.versions_of(b"k"), 2);
+        index.raise_horizon(30);
         queue.run(&index, 30);
         assert_eq!(index.len(), 0, "a deletion nobody can see past is removed");
     }

@@ -191,6 +191,11 @@ impl WriteBuffer {
             if let Some(kv) = entry {
                 bytes += kv.key.len() + kv.value.len();
                 out.push(kv);
+                // As FoundationDB: a page that reached its row limit says "more", since its
+                // read conflict range ends at its last key.
+                if out.len() >= rows_max {
+                    return Ok((out, true));
+                }
             }
         }
     }

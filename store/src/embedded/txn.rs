@@ -111,8 +111,8 @@ impl State {
         let snapshot = self.snapshot(shared);
         let value = match lookup {
             Lookup::Local(v) => return Ok(v),
-            Lookup::OverSnapshot(ops) => apply_ops(snapshot.get(key), &ops),
-            Lookup::Snapshot => snapshot.get(key),
+            Lookup::OverSnapshot(ops) => apply_ops(snapshot.get(key)?, &ops),
+            Lookup::Snapshot => snapshot.get(key)?,
         };
         if !mode.is_snapshot() {
             let key = Bytes::copy_from_slice(key);
@@ -148,9 +148,12 @@ impl EmbeddedTransaction {
             return Ok(RangeResult::default());
         }
         let snapshot = st.snapshot(&self.shared);
-        let entries = snapshot.range(&range.begin, &range.end, range.reverse);
+        let mut entries = snapshot.range(&range.begin, &range.end, range.reverse);
         let (key_values, more) =
-            st.writes.merge_range(&range.begin, &range.end, range.reverse, entries, rows_max, PAGE_BYTES_MAX)?;
+            st.writes.merge_range(&range.begin, &range.end, range.reverse, &mut entries, rows_max, PAGE_BYTES_MAX)?;
+        if let Some(e) = entries.error() {
+            return Err(e);
+        }
         if !mode.is_snapshot() {
             // Conflict only on what was actually read: a page cut short leaves the rest free.
             let stopped_early = more || key_values.len() == rows_max;
@@ -178,8 +181,8 @@ impl EmbeddedTransaction {
         }
         st.check_alive()?;
         let snapshot = st.snapshot(&self.shared);
-        let watches = std::mem::take(&mut st.watches);
         if st.writes.is_empty() && st.write_conflicts.is_empty() {
+            let watches = std::mem::take(&mut st.watches);
             return Ok(Prepared::ReadOnly(CommitInfo { version: snapshot.version, versionstamp: None }, watches));
         }
         let size = st.writes.size_bytes() + st.conflict_bytes;
@@ -189,6 +192,8 @@ impl EmbeddedTransaction {
                 format!("{size} bytes of mutations and conflict ranges (the limit is {TRANSACTION_SIZE_MAX})"),
             ));
         }
+        // Taken last: on any error above, `commit` fails them with that error.
+        let watches = std::mem::take(&mut st.watches);
         let (reply, rx) = oneshot::channel();
         let req = CommitRequest {
             read_version: snapshot.version,
@@ -264,8 +269,20 @@ impl TransactionEngine for EmbeddedTransaction {
 
     fn atomic_op(&self, key: &[u8], param: &[u8], op: MutationType) {
         let checked = match op {
-            MutationType::SetVersionstampedKey => check_versionstamp_template(key).map(|_| ()).and_then(|_| check_value(param)),
-            MutationType::SetVersionstampedValue => check_versionstamp_template(param).map(|_| ()),
+            MutationType::SetVersionstampedKey => check_versionstamp_template(key).and_then(|(body_len, offset)| {
+                // The placed key is the body with the stamp in it: it must be a legal key.
+                // A stamp never starts with \xff (its first byte is the version's top byte).
+                if offset > 0 && key.first() == Some(&crate::types::SYSTEM_KEY_PREFIX) {
+                    return Err(Error::with_context(ErrorCode::KeyOutsideLegalRange, "keys starting with \\xff are reserved"));
+                }
+                if body_len > KEY_SIZE_MAX {
+                    return Err(Error::with_context(ErrorCode::KeyTooLarge, format!("versionstamped key of {body_len} bytes")));
+                }
+                check_value(param)
+            }),
+            MutationType::SetVersionstampedValue => {
+                check_versionstamp_template(param).and_then(|(body_len, _)| check_value(&param[..body_len]))
+            }
             _ => check_value(param),
         };
         if let Err(e) = checked {
@@ -274,11 +291,7 @@ impl TransactionEngine for EmbeddedTransaction {
         let param = Bytes::copy_from_slice(param);
         if op == MutationType::SetVersionstampedKey {
             // The key is not known until commit; its conflict range is added there.
-            let mut st = self.state.lock();
-            if key.len() > KEY_SIZE_MAX + 4 {
-                return st.fail_write(Error::with_context(ErrorCode::KeyTooLarge, "versionstamped key too large"));
-            }
-            st.writes.atomic(Bytes::copy_from_slice(key), op, param);
+            self.state.lock().writes.atomic(Bytes::copy_from_slice(key), op, param);
             return;
         }
         self.write(key, |st, key| st.writes.atomic(key, op, param));
@@ -287,6 +300,10 @@ impl TransactionEngine for EmbeddedTransaction {
     fn add_conflict_range(&self, begin: &[u8], end: &[u8], kind: ConflictRangeType) -> Result<()> {
         if begin > end {
             return Err(Error::with_context(ErrorCode::InvertedRange, "conflict range begin is after its end"));
+        }
+        if begin == end {
+            // An empty range holds no key: it can neither conflict nor cause one.
+            return Ok(());
         }
         let mut st = self.state.lock();
         let (begin, end) = (Bytes::copy_from_slice(begin), Bytes::copy_from_slice(end));
@@ -299,7 +316,8 @@ impl TransactionEngine for EmbeddedTransaction {
 
     fn watch(&self, key: &[u8]) -> Watch {
         let mut st = self.state.lock();
-        let seen = match st.read(&self.shared, key, ReadMode::Snapshot) {
+        // As FoundationDB: creating a watch reads the key serializably.
+        let seen = match st.read(&self.shared, key, ReadMode::Serializable) {
             Ok(seen) => seen,
             Err(e) if e.code() == ErrorCode::AccessedUnreadable => None,
             Err(e) => return Watch::failed(e),
@@ -325,9 +343,22 @@ impl TransactionEngine for EmbeddedTransaction {
                 }
                 Ok(Prepared::Submit(req, rx, watches)) => {
                     self.shared.submit(req);
-                    let outcome = match rx.await {
-                        Ok(outcome) => outcome,
-                        Err(_) => Err(Error::with_context(ErrorCode::IoError, "the commit thread has stopped")),
+                    let reply = async {
+                        match rx.await {
+                            Ok(outcome) => outcome,
+                            Err(_) => Err(Error::with_context(ErrorCode::IoError, "the commit thread has stopped")),
+                        }
+                    };
+                    let deadline = {
+                        let st = self.state.lock();
+                        st.timeout.map(|t| t.saturating_sub(st.created.elapsed()))
+                    };
+                    let outcome = match deadline {
+                        None => reply.await,
+                        // As FoundationDB: timed out, and the commit may still happen.
+                        Some(left) => tokio::time::timeout(left, reply)
+                            .await
+                            .unwrap_or_else(|_| Err(Error::new(ErrorCode::TransactionTimedOut))),
                     };
                     self.finish_watches(watches, &outcome);
                     outcome
