@@ -12,6 +12,7 @@
 //! names FoundationDB types; it must not depend on any other stead crate.
 
 pub mod api;
+pub mod diff;
 pub mod embedded;
 pub mod error;
 pub mod fault;
