@@ -1,0 +1,102 @@
+//! Nomad-style command-line flags: single-dash long names (`-dev`, `-data-dir DIR`,
+//! `-data-dir=DIR`), double dashes accepted too, repeatable value flags (`-var a=1 -var
+//! b=2`), and positional arguments after the flags (`-` is a positional: standard input).
+
+use std::collections::BTreeMap;
+
+use anyhow::{Context, bail};
+
+/// What a command accepts.
+pub struct Spec {
+    pub bools: &'static [&'static str],
+    pub values: &'static [&'static str],
+}
+
+/// Parsed flags: booleans set, values in order given, positionals.
+#[derive(Debug, Default, PartialEq)]
+pub struct Parsed {
+    pub bools: Vec<String>,
+    pub values: BTreeMap<String, Vec<String>>,
+    pub positionals: Vec<String>,
+}
+
+impl Parsed {
+    pub fn flag(&self, name: &str) -> bool {
+        self.bools.iter().any(|b| b == name)
+    }
+
+    /// The last value given for `name`.
+    pub fn value(&self, name: &str) -> Option<&str> {
+        self.values.get(name).and_then(|v| v.last()).map(String::as_str)
+    }
+
+    pub fn all(&self, name: &str) -> &[String] {
+        self.values.get(name).map_or(&[], Vec::as_slice)
+    }
+}
+
+pub fn parse(command: &str, spec: &Spec, args: &[String]) -> anyhow::Result<Parsed> {
+    let mut parsed = Parsed::default();
+    let mut it = args.iter();
+    while let Some(arg) = it.next() {
+        if arg == "-" || !arg.starts_with('-') {
+            parsed.positionals.push(arg.clone());
+            parsed.positionals.extend(it.by_ref().cloned());
+            break;
+        }
+        if arg == "--" {
+            parsed.positionals.extend(it.by_ref().cloned());
+            break;
+        }
+        let flag = arg.trim_start_matches('-');
+        let (name, inline) = match flag.split_once('=') {
+            Some((n, v)) => (n, Some(v.to_string())),
+            None => (flag, None),
+        };
+        if spec.bools.contains(&name) {
+            match inline.as_deref() {
+                None | Some("true") => parsed.bools.push(name.to_string()),
+                Some("false") => parsed.bools.retain(|b| b != name),
+                Some(other) => bail!("{command}: -{name} takes true or false, not {other:?}"),
+            }
+        } else if spec.values.contains(&name) {
+            let value = match inline {
+                Some(v) => v,
+                None => it.next().cloned().with_context(|| format!("{command}: -{name} needs a value"))?,
+            };
+            parsed.values.entry(name.to_string()).or_default().push(value);
+        } else {
+            bail!("{command}: unknown flag {arg:?}");
+        }
+    }
+    Ok(parsed)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SPEC: Spec = Spec { bools: &["dev", "output"], values: &["data-dir", "var"] };
+
+    fn args(s: &str) -> Vec<String> {
+        s.split_whitespace().map(String::from).collect()
+    }
+
+    #[test]
+    fn single_and_double_dash_inline_and_repeated_values_parse() {
+        let p = parse("t", &SPEC, &args("-dev --data-dir=/d -var a=1 -var b=2 job.hcl extra")).unwrap();
+        assert!(p.flag("dev") && !p.flag("output"));
+        assert_eq!(p.value("data-dir"), Some("/d"));
+        assert_eq!(p.all("var"), ["a=1", "b=2"]);
+        assert_eq!(p.positionals, ["job.hcl", "extra"]);
+        assert_eq!(parse("t", &SPEC, &args("-output -")).unwrap().positionals, ["-"]);
+        assert!(!parse("t", &SPEC, &args("-dev=false")).unwrap().flag("dev"));
+    }
+
+    #[test]
+    fn unknown_flags_and_missing_values_are_errors_that_name_them() {
+        assert!(parse("t", &SPEC, &args("-bogus")).unwrap_err().to_string().contains("unknown flag \"-bogus\""));
+        assert!(parse("t", &SPEC, &args("-var")).unwrap_err().to_string().contains("-var needs a value"));
+        assert!(parse("t", &SPEC, &args("-dev=maybe")).unwrap_err().to_string().contains("true or false"));
+    }
+}
