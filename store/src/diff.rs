@@ -493,7 +493,7 @@ mod tests {
                     proptest::collection::vec(inner.clone(), 0..3).prop_map(Value::from),
                     proptest::collection::btree_map("[A-C]", inner.clone(), 0..3)
                         .prop_map(|m| Value::Object(m.into_iter().collect())),
-                    (("[x-z]", inner)).prop_map(|(name, v)| serde_json::json!({"Name": name, "V": v})),
+                    ("[x-z]", inner).prop_map(|(name, v)| serde_json::json!({"Name": name, "V": v})),
                 ]
             })
         }
