@@ -30,6 +30,7 @@ pub mod node;
 pub mod periodic;
 pub mod placement;
 pub mod policy;
+pub mod records;
 pub mod resources;
 pub mod service;
 pub mod task;
