@@ -12,11 +12,13 @@ pub struct Spec {
     pub values: &'static [&'static str],
 }
 
-/// Parsed flags: booleans set, values in order given, positionals.
+/// Parsed flags: booleans set, values by name, every value flag in command-line order
+/// (where precedence depends on it, as for `-var` and `-var-file`), positionals.
 #[derive(Debug, Default, PartialEq)]
 pub struct Parsed {
     pub bools: Vec<String>,
     pub values: BTreeMap<String, Vec<String>>,
+    pub in_order: Vec<(String, String)>,
     pub positionals: Vec<String>,
 }
 
@@ -30,6 +32,7 @@ impl Parsed {
         self.values.get(name).and_then(|v| v.last()).map(String::as_str)
     }
 
+    #[cfg(test)]
     pub fn all(&self, name: &str) -> &[String] {
         self.values.get(name).map_or(&[], Vec::as_slice)
     }
@@ -64,7 +67,8 @@ pub fn parse(command: &str, spec: &Spec, args: &[String]) -> anyhow::Result<Pars
                 Some(v) => v,
                 None => it.next().cloned().with_context(|| format!("{command}: -{name} needs a value"))?,
             };
-            parsed.values.entry(name.to_string()).or_default().push(value);
+            parsed.values.entry(name.to_string()).or_default().push(value.clone());
+            parsed.in_order.push((name.to_string(), value));
         } else {
             bail!("{command}: unknown flag {arg:?}");
         }

@@ -3,12 +3,16 @@
 
 pub mod agent;
 pub mod flags;
+pub mod job;
 
 pub const USAGE: &str = "\
 Usage: stead <command> [options]
 
 Commands:
     agent -dev [-data-dir DIR]   Run a development agent (embedded store; in memory unless -data-dir)
+    job run -output <file>       Print a job file as Nomad API JSON, with defaults applied
+    job validate <file>          Check a job file (HCL2 or JSON)
+    job init [file]              Write an example job file
     version                      Print the version
 ";
 
@@ -31,6 +35,7 @@ pub async fn run(args: &[String]) -> anyhow::Result<u8> {
             agent::run(agent::parse(rest)?).await?;
             Ok(0)
         }
+        "job" => job::run(rest),
         other => anyhow::bail!("unknown command {other:?}\n\n{USAGE}"),
     }
 }
