@@ -685,22 +685,21 @@ fn check_group(c: &mut Checker, path: &str, group: &TaskGroup, job: &Job) {
         "shutdown_delay",
         group.shutdown_delay,
     );
-    // Rotated logs live on the ephemeral disk, so they must fit on it.
+    // Rotated logs live on the ephemeral disk, so each task's must fit on it (Nomad checks
+    // task by task, not the sum: a group of three tasks with default logs and disk is valid).
     if let Some(disk_mb) = group.ephemeral_disk.as_ref().and_then(|d| d.size_mb) {
-        let logs_mb: i64 = group
-            .tasks
-            .iter()
-            .filter_map(|t| t.log_config.as_ref())
-            .filter(|l| l.disabled != Some(true))
-            .map(|l| {
-                i64::from(l.max_files.unwrap_or(0)) * i64::from(l.max_file_size_mb.unwrap_or(0))
-            })
-            .sum();
-        if logs_mb >= i64::from(disk_mb) {
-            c.err(
-                join(path, "EphemeralDisk.SizeMB"),
-                format!("log storage ({logs_mb} MB) must be less than the ephemeral disk ({disk_mb} MB): enlarge the disk or shrink the logs blocks"),
-            );
+        for (i, task) in group.tasks.iter().enumerate() {
+            let Some(logs) = task.log_config.as_ref().filter(|l| l.disabled != Some(true)) else { continue };
+            let logs_mb = i64::from(logs.max_files.unwrap_or(0)) * i64::from(logs.max_file_size_mb.unwrap_or(0));
+            if logs_mb >= i64::from(disk_mb) {
+                c.err(
+                    join(path, &format!("Tasks[{i}].LogConfig")),
+                    format!(
+                        "log storage ({logs_mb} MB) must be less than the group's ephemeral disk ({disk_mb} MB): \
+                         enlarge the disk or shrink the logs block"
+                    ),
+                );
+            }
         }
     }
     if let Some(scaling) = &group.scaling {
