@@ -1036,7 +1036,7 @@ fn validation_rules_table() {
     );
     check_rule(
         |j| j.task_groups[0].ephemeral_disk.as_mut().unwrap().size_mb = Some(100),
-        "TaskGroups[0].EphemeralDisk.SizeMB",
+        "TaskGroups[0].Tasks[0].LogConfig",
         "log storage (100 MB)",
     );
     check_rule(
