@@ -10,6 +10,7 @@
 //! (Consul Connect, `multiregion`, `ui`, `csi_plugin`, ...) are kept with their names
 //! converted to PascalCase, as Nomad's API JSON spells them.
 
+use std::collections::BTreeMap;
 use std::ops::Range;
 
 use serde_json::{Map, Value, json};
@@ -23,6 +24,74 @@ pub(crate) struct Problem {
 }
 
 type Errs = Vec<Problem>;
+
+/// Where each produced JSON value came from: its path relative to the job, in the format of
+/// `stead_store::model::validate` (`TaskGroups[0].Tasks[1].Resources.CPU`, map keys as
+/// `Meta[team]`), to the byte offset of the block's first token or the argument's name.
+#[derive(Debug, Default)]
+pub(crate) struct Origins {
+    pub map: BTreeMap<String, usize>,
+}
+
+impl Origins {
+    fn at(&mut self, path: String, span: &Option<Range<usize>>) {
+        if let Some(r) = span {
+            self.map.insert(path, r.start);
+        }
+    }
+
+    /// Forgets `path` and everything below it.
+    fn remove_tree(&mut self, path: &str) {
+        self.map.retain(|k, _| !is_within(k, path));
+    }
+
+    /// Takes over what `sub` recorded relative to its root (`""`), placed below `root`.
+    fn absorb(&mut self, sub: Origins, root: &str) {
+        for (k, v) in sub.map {
+            let k = if k.is_empty() || k.starts_with('[') {
+                format!("{root}{k}")
+            } else {
+                field_path(root, &k)
+            };
+            self.map.insert(k, v);
+        }
+    }
+
+    /// Records everything recorded below `from` again below `to` (values copied in the JSON).
+    fn copy_tree(&mut self, from: &str, to: &str) {
+        let copies: Vec<(String, usize)> = self
+            .map
+            .iter()
+            .filter(|(k, _)| is_within(k, from))
+            .map(|(k, v)| (format!("{to}{}", &k[from.len()..]), *v))
+            .collect();
+        for (k, v) in copies {
+            self.map.entry(k).or_insert(v);
+        }
+    }
+}
+
+/// Whether `path` is `root` or a path below it.
+pub(crate) fn is_within(path: &str, root: &str) -> bool {
+    match path.strip_prefix(root) {
+        Some(rest) => root.is_empty() || rest.is_empty() || rest.starts_with(['.', '[']),
+        None => false,
+    }
+}
+
+/// `path.Field`, as validate.rs joins paths.
+pub(crate) fn field_path(path: &str, field: &str) -> String {
+    if path.is_empty() {
+        field.to_string()
+    } else {
+        format!("{path}.{field}")
+    }
+}
+
+/// `path[i]` (array element) or `path[key]` (map entry).
+fn index_path(path: &str, i: impl std::fmt::Display) -> String {
+    format!("{path}[{i}]")
+}
 
 fn err(errs: &mut Errs, span: &Option<Range<usize>>, msg: impl Into<String>) {
     errs.push(Problem {
@@ -664,7 +733,7 @@ fn block_name(k: K) -> &'static str {
 }
 
 /// Maps the `job "id" { ... }` block to `{"Job": {...}}`.
-pub(crate) fn convert_job(job: &BlockNode, errs: &mut Errs) -> Value {
+pub(crate) fn convert_job(job: &BlockNode, errs: &mut Errs, og: &mut Origins) -> Value {
     let id = match job.labels.as_slice() {
         [id] => id.clone(),
         _ => {
@@ -676,9 +745,12 @@ pub(crate) fn convert_job(job: &BlockNode, errs: &mut Errs) -> Value {
             String::new()
         }
     };
-    let mut obj = convert_block(K::Job, &job.body, errs);
+    og.at(String::new(), &job.span);
+    og.at("ID".into(), &job.span);
+    let mut obj = convert_block(K::Job, &job.body, errs, og, "");
     obj.insert("ID".into(), json!(id));
     if !obj.contains_key("Name") {
+        og.at("Name".into(), &job.span);
         obj.insert("Name".into(), json!(id));
     }
     if !obj.contains_key("TaskGroups") {
@@ -688,30 +760,48 @@ pub(crate) fn convert_job(job: &BlockNode, errs: &mut Errs) -> Value {
             format!("job {id:?} needs at least one group block"),
         );
     }
-    push_vault_down(&mut obj);
+    push_vault_down(&mut obj, og);
     json!({ "Job": Value::Object(obj) })
 }
 
 /// Nomad's parser copies a job- or group-level `vault` block into every task that has none.
-fn push_vault_down(job: &mut Map<String, Value>) {
+fn push_vault_down(job: &mut Map<String, Value>, og: &mut Origins) {
     let job_vault = job.remove("Vault");
     if let Some(Value::Array(groups)) = job.get_mut("TaskGroups") {
-        for g in groups {
+        for (gi, g) in groups.iter_mut().enumerate() {
             let Some(g) = g.as_object_mut() else { continue };
-            let vault = g.remove("Vault").or_else(|| job_vault.clone());
-            let Some(vault) = vault else { continue };
+            let group_path = index_path("TaskGroups", gi);
+            let (vault, from) = match g.remove("Vault") {
+                Some(v) => (v, field_path(&group_path, "Vault")),
+                None => match &job_vault {
+                    Some(v) => (v.clone(), "Vault".to_string()),
+                    None => continue,
+                },
+            };
             if let Some(Value::Array(tasks)) = g.get_mut("Tasks") {
-                for t in tasks {
-                    if let Some(t) = t.as_object_mut() {
-                        t.entry("Vault").or_insert_with(|| vault.clone());
+                for (ti, t) in tasks.iter_mut().enumerate() {
+                    if let Some(t) = t.as_object_mut()
+                        && !t.contains_key("Vault")
+                    {
+                        t.insert("Vault".into(), vault.clone());
+                        let task_path = index_path(&field_path(&group_path, "Tasks"), ti);
+                        og.copy_tree(&from, &field_path(&task_path, "Vault"));
                     }
                 }
             }
+            og.remove_tree(&field_path(&group_path, "Vault"));
         }
     }
+    og.remove_tree("Vault");
 }
 
-fn convert_block(k: K, node: &Node, errs: &mut Errs) -> Map<String, Value> {
+fn convert_block(
+    k: K,
+    node: &Node,
+    errs: &mut Errs,
+    og: &mut Origins,
+    path: &str,
+) -> Map<String, Value> {
     let (attrs, blocks) = table(k);
     let mut out = Map::new();
     for a in &node.attrs {
@@ -743,6 +833,7 @@ fn convert_block(k: K, node: &Node, errs: &mut Errs) -> Map<String, Value> {
             continue; // shorthand, handled below
         }
         if let Some(v) = convert_value(a, *conv, errs) {
+            og.at(field_path(path, json_name), &a.key_span);
             out.insert((*json_name).to_string(), v);
         }
     }
@@ -759,6 +850,10 @@ fn convert_block(k: K, node: &Node, errs: &mut Errs) -> Map<String, Value> {
             );
             continue;
         }
+        let here = field_path(path, json_name);
+        if !matches!(rule, B::Special) {
+            og.at(here.clone(), &found[0].span);
+        }
         match rule {
             B::One(sub) => {
                 if found.len() > 1 {
@@ -771,15 +866,18 @@ fn convert_block(k: K, node: &Node, errs: &mut Errs) -> Map<String, Value> {
                 no_labels(found[0], errs);
                 out.insert(
                     (*json_name).into(),
-                    Value::Object(convert_block(*sub, &found[0].body, errs)),
+                    Value::Object(convert_block(*sub, &found[0].body, errs, og, &here)),
                 );
             }
             B::Many(sub) => {
                 let items = found
                     .iter()
-                    .map(|b| {
+                    .enumerate()
+                    .map(|(i, b)| {
                         no_labels(b, errs);
-                        Value::Object(convert_block(*sub, &b.body, errs))
+                        let item = index_path(&here, i);
+                        og.at(item.clone(), &b.span);
+                        Value::Object(convert_block(*sub, &b.body, errs, og, &item))
                     })
                     .collect();
                 out.insert((*json_name).into(), Value::Array(items));
@@ -797,9 +895,12 @@ fn convert_block(k: K, node: &Node, errs: &mut Errs) -> Map<String, Value> {
                         );
                     }
                     seen.push(label.clone());
+                    let item = index_path(&here, items.len());
+                    og.at(item.clone(), &b.span);
+                    og.at(field_path(&item, field), &b.span);
                     let mut obj = Map::new();
                     obj.insert((*field).into(), json!(label));
-                    obj.extend(convert_block(*sub, &b.body, errs));
+                    obj.extend(convert_block(*sub, &b.body, errs, og, &item));
                     items.push(Value::Object(obj));
                 }
                 out.insert((*json_name).into(), Value::Array(items));
@@ -815,9 +916,12 @@ fn convert_block(k: K, node: &Node, errs: &mut Errs) -> Map<String, Value> {
                             format!("{hcl_name} {label:?} is defined more than once"),
                         );
                     }
+                    let item = index_path(&here, &label);
+                    og.at(item.clone(), &b.span);
+                    og.at(field_path(&item, field), &b.span);
                     let mut obj = Map::new();
                     obj.insert((*field).into(), json!(label));
-                    obj.extend(convert_block(*sub, &b.body, errs));
+                    obj.extend(convert_block(*sub, &b.body, errs, og, &item));
                     map.insert(label, Value::Object(obj));
                 }
                 out.insert((*json_name).into(), Value::Object(map));
@@ -828,6 +932,7 @@ fn convert_block(k: K, node: &Node, errs: &mut Errs) -> Map<String, Value> {
                     for a in &b.body.attrs {
                         match a.val.to_str() {
                             Ok(s) => {
+                                og.at(index_path(&here, &a.name), &a.key_span);
                                 map.insert(a.name.clone(), json!(s));
                             }
                             Err(m) => err(errs, &a.span, format!("{hcl_name}.{}: {m}", a.name)),
@@ -853,17 +958,16 @@ fn convert_block(k: K, node: &Node, errs: &mut Errs) -> Map<String, Value> {
                         format!("only one {hcl_name} block is allowed here"),
                     );
                 }
-                out.insert((*json_name).into(), Value::Object(opaque(&found[0].body)));
+                out.insert(
+                    (*json_name).into(),
+                    Value::Object(opaque(&found[0].body, og, &here)),
+                );
             }
             B::Generic => {
-                let v = if found.len() == 1 && !is_list_block(hcl_name) {
-                    generic_block(found[0])
-                } else {
-                    Value::Array(found.iter().map(|b| generic_block(b)).collect())
-                };
+                let v = generic_blocks(hcl_name, &found, og, &here);
                 out.insert((*json_name).into(), v);
             }
-            B::Special => special_block(k, hcl_name, &found, &mut out, errs),
+            B::Special => special_block(k, hcl_name, &found, &mut out, errs, og, path),
         }
     }
     for b in &node.blocks {
@@ -890,7 +994,7 @@ fn convert_block(k: K, node: &Node, errs: &mut Errs) -> Map<String, Value> {
             );
         }
     }
-    post_process(k, node, &mut out, errs);
+    post_process(k, node, &mut out, errs, og, path);
     out
 }
 
@@ -946,6 +1050,8 @@ fn special_block(
     found: &[&BlockNode],
     out: &mut Map<String, Value>,
     errs: &mut Errs,
+    og: &mut Origins,
+    path: &str,
 ) {
     match (k, name) {
         (K::Network, "port") => {
@@ -964,6 +1070,7 @@ fn special_block(
                 let mut port = Map::new();
                 port.insert("Label".into(), json!(label));
                 let mut is_static = false;
+                let mut members: Vec<(&str, &Option<Range<usize>>)> = vec![("Label", &b.span)];
                 for a in &b.body.attrs {
                     let (key, conv) = match a.name.as_str() {
                         "static" => ("Value", C::Int),
@@ -985,6 +1092,7 @@ fn special_block(
                         if key == "Value" {
                             is_static = v.as_i64().is_some_and(|p| p > 0);
                         }
+                        members.push((key, &a.key_span));
                         port.insert(key.into(), v);
                     }
                 }
@@ -993,11 +1101,21 @@ fn special_block(
                 }
                 port.entry("Value").or_insert(json!(0));
                 port.entry("To").or_insert(json!(0));
-                if is_static {
-                    reserved.push(Value::Object(port))
+                let (list, list_name) = if is_static {
+                    (&mut reserved, "ReservedPorts")
                 } else {
-                    dynamic.push(Value::Object(port))
+                    (&mut dynamic, "DynamicPorts")
+                };
+                let list_path = field_path(path, list_name);
+                if list.is_empty() {
+                    og.at(list_path.clone(), &b.span);
                 }
+                let item = index_path(&list_path, list.len());
+                og.at(item.clone(), &b.span);
+                for (key, span) in members {
+                    og.at(field_path(&item, key), span);
+                }
+                list.push(Value::Object(port));
             }
             if !reserved.is_empty() {
                 out.insert("ReservedPorts".into(), Value::Array(reserved));
@@ -1007,14 +1125,20 @@ fn special_block(
             }
         }
         (K::Spread, "target") => {
+            let list_path = field_path(path, "SpreadTarget");
+            og.at(list_path.clone(), &found[0].span);
             let mut targets = Vec::new();
             for b in found {
                 let label = one_label(b, errs);
+                let item = index_path(&list_path, targets.len());
+                og.at(item.clone(), &b.span);
+                og.at(field_path(&item, "Value"), &b.span);
                 let mut t = Map::new();
                 t.insert("Value".into(), json!(label));
                 for a in &b.body.attrs {
                     if a.name == "percent" {
                         if let Some(v) = convert_value(a, C::Int, errs) {
+                            og.at(field_path(&item, "Percent"), &a.key_span);
                             t.insert("Percent".into(), v);
                         }
                     } else {
@@ -1036,7 +1160,9 @@ fn special_block(
             let mut named = Vec::new();
             for b in found {
                 no_labels(b, errs);
-                let obj = convert_block(K::Identity, &b.body, errs);
+                let mut sub = Origins::default();
+                sub.at(String::new(), &b.span);
+                let obj = convert_block(K::Identity, &b.body, errs, &mut sub, "");
                 let is_default = obj
                     .get("Name")
                     .and_then(Value::as_str)
@@ -1049,8 +1175,14 @@ fn special_block(
                             "only one identity block without a name (the default identity) is allowed",
                         );
                     }
+                    og.absorb(sub, &field_path(path, "Identity"));
                     out.insert("Identity".into(), Value::Object(obj));
                 } else {
+                    let list_path = field_path(path, "Identities");
+                    if named.is_empty() {
+                        og.at(list_path.clone(), &b.span);
+                    }
+                    og.absorb(sub, &index_path(&list_path, named.len()));
                     named.push(Value::Object(obj));
                 }
             }
@@ -1059,6 +1191,8 @@ fn special_block(
             }
         }
         (K::Task, "scaling") => {
+            let list_path = field_path(path, "ScalingPolicies");
+            og.at(list_path.clone(), &found[0].span);
             let mut policies = Vec::new();
             for b in found {
                 let label = one_label(b, errs);
@@ -1071,9 +1205,12 @@ fn special_block(
                         ),
                     );
                 }
+                let item = index_path(&list_path, policies.len());
+                og.at(item.clone(), &b.span);
+                og.at(field_path(&item, "Type"), &b.span);
                 let mut obj = Map::new();
                 obj.insert("Type".into(), json!(format!("vertical_{label}")));
-                obj.extend(convert_block(K::Scaling, &b.body, errs));
+                obj.extend(convert_block(K::Scaling, &b.body, errs, og, &item));
                 policies.push(Value::Object(obj));
             }
             out.insert("ScalingPolicies".into(), Value::Array(policies));
@@ -1083,7 +1220,14 @@ fn special_block(
 }
 
 /// Fix-ups a kind needs after its table: constraint shorthands, periodic SpecType.
-fn post_process(k: K, node: &Node, out: &mut Map<String, Value>, errs: &mut Errs) {
+fn post_process(
+    k: K,
+    node: &Node,
+    out: &mut Map<String, Value>,
+    errs: &mut Errs,
+    og: &mut Origins,
+    path: &str,
+) {
     match k {
         K::Constraint | K::Affinity => {
             for a in &node.attrs {
@@ -1112,12 +1256,15 @@ fn post_process(k: K, node: &Node, out: &mut Map<String, Value>, errs: &mut Errs
                     continue;
                 }
                 out.insert("Operand".into(), json!(operand));
+                og.at(field_path(path, "Operand"), &a.key_span);
                 match operand {
                     "distinct_hosts" => match a.val.to_bool() {
                         Ok(true) => {
+                            og.at(field_path(path, "RTarget"), &a.key_span);
                             out.insert("RTarget".into(), json!("true"));
                         }
                         Ok(false) => {
+                            og.remove_tree(&field_path(path, "Operand"));
                             out.remove("Operand");
                         }
                         Err(m) => err(errs, &a.span, format!("distinct_hosts: {m}")),
@@ -1125,12 +1272,14 @@ fn post_process(k: K, node: &Node, out: &mut Map<String, Value>, errs: &mut Errs
                     // distinct_property names the attribute; `value` stays the limit.
                     "distinct_property" => match a.val.to_str() {
                         Ok(s) => {
+                            og.at(field_path(path, "LTarget"), &a.key_span);
                             out.insert("LTarget".into(), json!(s));
                         }
                         Err(m) => err(errs, &a.span, format!("distinct_property: {m}")),
                     },
                     _ => match a.val.to_str() {
                         Ok(s) => {
+                            og.at(field_path(path, "RTarget"), &a.key_span);
                             out.insert("RTarget".into(), json!(s));
                         }
                         Err(m) => err(errs, &a.span, format!("{operand}: {m}")),
@@ -1139,6 +1288,12 @@ fn post_process(k: K, node: &Node, out: &mut Map<String, Value>, errs: &mut Errs
             }
         }
         K::Periodic if out.contains_key("Spec") || out.contains_key("Specs") => {
+            let from = ["Spec", "Specs"]
+                .iter()
+                .find_map(|f| og.map.get(&field_path(path, f)).copied());
+            if let Some(offset) = from {
+                og.map.insert(field_path(path, "SpecType"), offset);
+            }
             out.insert("SpecType".into(), json!("cron"));
         }
         _ => {}
@@ -1152,14 +1307,37 @@ fn is_list_block(name: &str) -> bool {
     )
 }
 
+/// Blocks Nomad types but stead keeps generically: one object, or a list when repeated or
+/// when the block is a list by nature. The caller records `path` itself.
+fn generic_blocks(ty: &str, found: &[&BlockNode], og: &mut Origins, path: &str) -> Value {
+    if found.len() == 1 && !is_list_block(ty) {
+        generic_block(found[0], og, path)
+    } else {
+        Value::Array(
+            found
+                .iter()
+                .enumerate()
+                .map(|(i, b)| {
+                    let item = index_path(path, i);
+                    og.at(item.clone(), &b.span);
+                    generic_block(b, og, &item)
+                })
+                .collect(),
+        )
+    }
+}
+
 /// A block Nomad types but stead keeps generically: names to PascalCase, labels kept as `Name`.
-fn generic_block(b: &BlockNode) -> Value {
+fn generic_block(b: &BlockNode, og: &mut Origins, path: &str) -> Value {
     let mut obj = Map::new();
     if let Some(l) = b.labels.first() {
+        og.at(field_path(path, "Name"), &b.span);
         obj.insert("Name".into(), json!(l));
     }
     for a in &b.body.attrs {
-        obj.insert(pascal(&a.name), a.val.to_json());
+        let key = pascal(&a.name);
+        og.at(field_path(path, &key), &a.key_span);
+        obj.insert(key, a.val.to_json());
     }
     let mut types: Vec<&str> = Vec::new();
     for inner in &b.body.blocks {
@@ -1175,16 +1353,15 @@ fn generic_block(b: &BlockNode) -> Value {
             "listener" => "Listeners".to_string(),
             "region" => "Regions".to_string(),
             "link" => "Links".to_string(),
-            "config" => {
-                obj.insert("Config".into(), Value::Object(opaque(&found[0].body)));
-                continue;
-            }
+            "config" => "Config".to_string(),
             other => pascal(other),
         };
-        let v = if found.len() == 1 && !is_list_block(ty) {
-            generic_block(found[0])
+        let here = field_path(path, &key);
+        og.at(here.clone(), &found[0].span);
+        let v = if ty == "config" {
+            Value::Object(opaque(&found[0].body, og, &here))
         } else {
-            Value::Array(found.iter().map(|x| generic_block(x)).collect())
+            generic_blocks(ty, &found, og, &here)
         };
         obj.insert(key, v);
     }
@@ -1193,14 +1370,29 @@ fn generic_block(b: &BlockNode) -> Value {
 
 /// A block kept as written: arguments by their own names, nested blocks as lists of objects
 /// under their type name (labelled blocks nest one level per label), as Nomad hands a driver's
-/// `config` to the driver.
-pub(crate) fn opaque(node: &Node) -> Map<String, Value> {
+/// `config` to the driver. Its keys are user data, so their paths are `path[key]`.
+pub(crate) fn opaque(node: &Node, og: &mut Origins, path: &str) -> Map<String, Value> {
     let mut obj = Map::new();
     for a in &node.attrs {
+        og.at(index_path(path, &a.name), &a.key_span);
         obj.insert(a.name.clone(), a.val.to_json());
     }
     for b in &node.blocks {
-        let mut inner = Value::Object(opaque(&b.body));
+        let list_path = index_path(path, &b.ty);
+        let i = match obj.get(&b.ty) {
+            Some(Value::Array(list)) => list.len(),
+            _ => {
+                og.at(list_path.clone(), &b.span);
+                0
+            }
+        };
+        let mut item = index_path(&list_path, i);
+        og.at(item.clone(), &b.span);
+        for l in &b.labels {
+            item = index_path(&item, l);
+            og.at(item.clone(), &b.span);
+        }
+        let mut inner = Value::Object(opaque(&b.body, og, &item));
         for l in b.labels.iter().rev() {
             let mut m = Map::new();
             m.insert(l.clone(), inner);

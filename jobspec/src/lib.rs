@@ -12,6 +12,8 @@
 //! JSON names (`job.rs`). The output is a `serde_json::Value` of the shape
 //! `{"Job": {"ID": .., "TaskGroups": [..], ..}}`; only what the file sets is present (plus
 //! `ID` and `Name`): defaults are applied where the job is canonicalized, not here.
+//! [`parse_hcl_with_positions`] also returns a [`SourceMap`]: where in the file each JSON value
+//! came from, by the path `Job::validate()` errors use (`source_map.rs`).
 //!
 //! hcl-rs's own evaluator is not used: it stops at the first unknown variable and at type
 //! expressions (see shared/DESIGN.md, "Pitfalls").
@@ -36,12 +38,14 @@ mod body;
 mod eval;
 mod funcs;
 mod job;
+mod source_map;
 mod value;
 mod vars;
 
 use std::fmt;
 
 pub use funcs::FUNCTION_NAMES;
+pub use source_map::SourceMap;
 
 /// Values for `variable` blocks from the command line, applied in the order given (the last
 /// value for a name wins), after `NOMAD_VAR_<name>` environment values and declared defaults.
@@ -289,6 +293,36 @@ pub fn parse_hcl(
     vars: &VarInputs,
     env: &dyn Env,
 ) -> Result<serde_json::Value, JobspecErrors> {
+    parse_hcl_with_positions(source, filename, vars, env).map(|(json, _)| json)
+}
+
+/// [`parse_hcl`], also returning where in the file each value of the job came from, keyed by
+/// its path relative to the job in the format of `stead_store::model::Job::validate()`'s
+/// errors, so those errors can name `file:line:column`:
+///
+/// ```
+/// use stead_jobspec::{OsEnv, VarInputs, parse_hcl_with_positions};
+/// use stead_store::model::{self, Job};
+///
+/// let src = "job \"web\" {\n  group \"api\" {\n    count = -1\n    task \"t\" {\n      driver = \"exec\"\n    }\n  }\n}\n";
+/// let (mut json, positions) =
+///     parse_hcl_with_positions(src, "web.nomad.hcl", &VarInputs::new(), &OsEnv).unwrap();
+/// let mut job: Job = model::from_api_value(json["Job"].take()).unwrap();
+/// job.canonicalize();
+/// let errors = job.validate().unwrap_err();
+/// assert_eq!(errors[0].path, "TaskGroups[0].Count");
+/// assert_eq!(positions.locate(&errors[0].path), Some((3, 5)));
+/// assert_eq!(
+///     positions.validation_error(&errors[0]).to_string(),
+///     "web.nomad.hcl:3:5: TaskGroups[0].Count: count must be 0 or more (got -1)"
+/// );
+/// ```
+pub fn parse_hcl_with_positions(
+    source: &str,
+    filename: &str,
+    vars: &VarInputs,
+    env: &dyn Env,
+) -> Result<(serde_json::Value, SourceMap), JobspecErrors> {
     let loc = Locator {
         file: filename,
         src: source,
@@ -377,10 +411,12 @@ pub fn parse_hcl(
         span: hcl::edit::Span::span(job_block),
     };
     let mut problems = Vec::new();
-    let out = job::convert_job(&node, &mut problems);
+    let mut origins = job::Origins::default();
+    let out = job::convert_job(&node, &mut problems, &mut origins);
     errors.extend(problems.into_iter().map(|p| loc.error(&p.span, p.msg)));
     if errors.is_empty() {
-        Ok(out)
+        let positions = SourceMap::new(filename, source, origins.map);
+        Ok((out, positions))
     } else {
         errors.sort_by_key(|e| (e.line, e.column));
         errors.dedup();
