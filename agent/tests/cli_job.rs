@@ -67,7 +67,7 @@ fn validate_reports_errors_with_exit_code_1_and_where_they_are() {
     let invalid = "job \"x\" {\n  group \"g\" {\n    count = -1\n    task \"t\" {\n      driver = \"exec\"\n    }\n  }\n}\n";
     let out = stead(&["job", "validate", "-"], dir.path(), Some(invalid));
     assert_eq!(out.status.code(), Some(1));
-    assert!(text(&out.stdout).contains("Count"), "{}", text(&out.stdout));
+    assert!(text(&out.stdout).contains("<stdin>:3:5: TaskGroups[0].Count"), "{}", text(&out.stdout));
     let missing = stead(&["job", "validate", "nope.hcl"], dir.path(), None);
     assert_eq!(missing.status.code(), Some(1));
     assert!(text(&missing.stderr).contains("nope.hcl"));

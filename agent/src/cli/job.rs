@@ -6,7 +6,7 @@ use std::io::Read;
 use std::path::Path;
 
 use anyhow::{Context, bail};
-use stead_jobspec::{OsEnv, VarInputs};
+use stead_jobspec::{OsEnv, SourceMap, VarInputs};
 use stead_store::model::{self, Job};
 
 use super::flags::{self, Spec};
@@ -41,14 +41,14 @@ pub fn run(args: &[String]) -> anyhow::Result<u8> {
                      use -output to print the job as API JSON"
                 );
             }
-            let mut job = load(&parsed)?;
+            let (mut job, _) = load(&parsed)?;
             job.canonicalize();
             println!("{}", model::job_to_api_json(&job));
             Ok(0)
         }
         "validate" => {
             let parsed = flags::parse("job validate", &VALIDATE, rest)?;
-            let mut job = load(&parsed)?;
+            let (mut job, positions) = load(&parsed)?;
             job.canonicalize();
             match job.validate() {
                 Ok(()) => {
@@ -58,7 +58,11 @@ pub fn run(args: &[String]) -> anyhow::Result<u8> {
                 Err(errors) => {
                     println!("Job validation errors:");
                     for e in errors {
-                        println!("  * {e}");
+                        // HCL: where in the file; JSON: the field path says where.
+                        match &positions {
+                            Some(map) => println!("  * {}", map.validation_error(&e)),
+                            None => println!("  * {e}"),
+                        }
                     }
                     Ok(1)
                 }
@@ -91,8 +95,9 @@ fn init(path: &Path) -> anyhow::Result<()> {
     file.write_all(EXAMPLE.as_bytes()).with_context(|| format!("job init: writing {}", path.display()))
 }
 
-/// Reads, parses and decodes the job file named by the one positional argument.
-fn load(parsed: &flags::Parsed) -> anyhow::Result<Job> {
+/// Reads, parses and decodes the job file named by the one positional argument; for HCL,
+/// also where each field came from.
+fn load(parsed: &flags::Parsed) -> anyhow::Result<(Job, Option<SourceMap>)> {
     let [file] = parsed.positionals.as_slice() else {
         bail!("expected exactly one job file (or - for standard input), got {}", parsed.positionals.len());
     };
@@ -122,14 +127,18 @@ fn is_json(name: &str, source: &str) -> bool {
     name.ends_with(".json") || source.trim_start().starts_with('{')
 }
 
-/// A job from HCL2 or API JSON source. Errors name the file and where in it.
-pub fn decode(name: &str, source: &str, vars: &VarInputs) -> anyhow::Result<Job> {
+/// A job from HCL2 or API JSON source, and for HCL its source map. Errors name the file
+/// and where in it.
+pub fn decode(name: &str, source: &str, vars: &VarInputs) -> anyhow::Result<(Job, Option<SourceMap>)> {
     if is_json(name, source) {
-        return model::job_from_api_json(source).map_err(|e| anyhow::anyhow!("{name}: {e}"));
+        let job = model::job_from_api_json(source).map_err(|e| anyhow::anyhow!("{name}: {e}"))?;
+        return Ok((job, None));
     }
-    let mut value = stead_jobspec::parse_hcl(source, name, vars, &OsEnv).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let (mut value, positions) =
+        stead_jobspec::parse_hcl_with_positions(source, name, vars, &OsEnv).map_err(|e| anyhow::anyhow!("{e}"))?;
     let job = value.get_mut("Job").map(serde_json::Value::take).unwrap_or_default();
-    model::from_api_value::<Job>(job).map_err(|e| anyhow::anyhow!("{name}: {e}"))
+    let job = model::from_api_value::<Job>(job).map_err(|e| anyhow::anyhow!("{name}: {e}"))?;
+    Ok((job, Some(positions)))
 }
 
 #[cfg(test)]
@@ -138,10 +147,10 @@ mod tests {
 
     #[test]
     fn the_example_job_parses_and_validates_in_dev_and_prod() {
-        let mut dev = decode("example.nomad.hcl", EXAMPLE, &VarInputs::default()).unwrap();
+        let (mut dev, _) = decode("example.nomad.hcl", EXAMPLE, &VarInputs::default()).unwrap();
         dev.canonicalize();
         dev.validate().unwrap();
-        let mut prod = decode("example.nomad.hcl", EXAMPLE, &VarInputs::default().flag("environment", "prod")).unwrap();
+        let (mut prod, _) = decode("example.nomad.hcl", EXAMPLE, &VarInputs::default().flag("environment", "prod")).unwrap();
         prod.canonicalize();
         prod.validate().unwrap();
         let count = |j: &Job| serde_json::to_value(j).unwrap()["TaskGroups"][0]["Count"].clone();
@@ -151,10 +160,10 @@ mod tests {
 
     #[test]
     fn json_and_hcl_of_one_job_decode_to_the_same_record() {
-        let mut from_hcl = decode("example.nomad.hcl", EXAMPLE, &VarInputs::default()).unwrap();
+        let (mut from_hcl, _) = decode("example.nomad.hcl", EXAMPLE, &VarInputs::default()).unwrap();
         from_hcl.canonicalize();
         let json = model::job_to_api_json(&from_hcl);
-        let mut from_json = decode("job.json", &json, &VarInputs::default()).unwrap();
+        let (mut from_json, _) = decode("job.json", &json, &VarInputs::default()).unwrap();
         from_json.canonicalize();
         assert_eq!(serde_json::to_value(&from_hcl).unwrap(), serde_json::to_value(&from_json).unwrap());
     }
