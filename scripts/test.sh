@@ -25,6 +25,10 @@ fi
 # CI runs with CI=true: show the whole output of failing tests, never retry silently.
 export CARGO_TERM_COLOR=never
 
+# --- 0. formatting (rustfmt.toml) ---------------------------------------------------------
+log "cargo fmt --check"
+cargo fmt --all --check
+
 # --- 1. workspace tests (normal build) ---------------------------------------------------
 log "workspace tests"
 cargo nextest run --workspace --no-fail-fast

@@ -50,7 +50,10 @@ fn run_output_prints_the_defaulted_api_json_and_honours_variables() {
     assert_eq!(job["ID"], "example");
     assert_eq!(job["Priority"], 50, "defaults are applied");
     assert_eq!(job["TaskGroups"][0]["Count"], 3, "-var chose prod");
-    assert_eq!(job["TaskGroups"][0]["Tasks"][0]["Env"]["REDIS_PORT"], "${NOMAD_PORT_db}", "runtime values stay as written");
+    assert_eq!(
+        job["TaskGroups"][0]["Tasks"][0]["Env"]["REDIS_PORT"], "${NOMAD_PORT_db}",
+        "runtime values stay as written"
+    );
     // The JSON it prints is itself a job file.
     let again = stead(&["job", "run", "-output", "-"], dir.path(), Some(&text(&out.stdout)));
     assert!(again.status.success(), "{}", text(&again.stderr));
@@ -61,10 +64,12 @@ fn run_output_prints_the_defaulted_api_json_and_honours_variables() {
 #[test]
 fn validate_reports_errors_with_exit_code_1_and_where_they_are() {
     let dir = tempfile::tempdir().unwrap();
-    let typo = stead(&["job", "validate", "-"], dir.path(), Some("job \"x\" {\n  group \"g\" {\n    cuont = 1\n  }\n}\n"));
+    let typo =
+        stead(&["job", "validate", "-"], dir.path(), Some("job \"x\" {\n  group \"g\" {\n    cuont = 1\n  }\n}\n"));
     assert_eq!(typo.status.code(), Some(1));
     assert!(text(&typo.stderr).contains("<stdin>:3:5"), "{}", text(&typo.stderr));
-    let invalid = "job \"x\" {\n  group \"g\" {\n    count = -1\n    task \"t\" {\n      driver = \"exec\"\n    }\n  }\n}\n";
+    let invalid =
+        "job \"x\" {\n  group \"g\" {\n    count = -1\n    task \"t\" {\n      driver = \"exec\"\n    }\n  }\n}\n";
     let out = stead(&["job", "validate", "-"], dir.path(), Some(invalid));
     assert_eq!(out.status.code(), Some(1));
     assert!(text(&out.stdout).contains("<stdin>:3:5: TaskGroups[0].Count"), "{}", text(&out.stdout));

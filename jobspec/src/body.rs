@@ -57,19 +57,11 @@ pub(crate) fn build(
             Structure::Attribute(a) => {
                 let name = a.key.value().as_str().to_string();
                 if node.attrs.iter().any(|x| x.name == name) {
-                    errs.push(EvalError::new(
-                        a.span(),
-                        format!("the argument {name:?} was already set in this block"),
-                    ));
+                    errs.push(EvalError::new(a.span(), format!("the argument {name:?} was already set in this block")));
                     continue;
                 }
                 match ev.eval(&a.value, scope) {
-                    Ok(val) => node.attrs.push(Attr {
-                        name,
-                        val,
-                        span: a.value.span(),
-                        key_span: a.key.span(),
-                    }),
+                    Ok(val) => node.attrs.push(Attr { name, val, span: a.value.span(), key_span: a.key.span() }),
                     Err(e) => errs.push(e),
                 }
             }
@@ -88,12 +80,7 @@ pub(crate) fn build(
                 }
                 let labels = b.labels.iter().map(|l| l.as_str().to_string()).collect();
                 let child = build(ev, &b.body, scope, errs, opaque || is_opaque(&ty));
-                node.blocks.push(BlockNode {
-                    ty,
-                    labels,
-                    body: child,
-                    span: b.span(),
-                });
+                node.blocks.push(BlockNode { ty, labels, body: child, span: b.span() });
             }
         }
     }
@@ -108,7 +95,10 @@ fn expand_dynamic(
     node: &mut Node,
 ) {
     let Some(ty) = b.labels.first().map(|l| l.as_str().to_string()) else {
-        errs.push(EvalError::new(b.span(), "a dynamic block needs a label naming the block type to generate, as in dynamic \"port\" { ... }"));
+        errs.push(EvalError::new(
+            b.span(),
+            "a dynamic block needs a label naming the block type to generate, as in dynamic \"port\" { ... }",
+        ));
         return;
     };
     let mut for_each: Option<&Expression> = None;
@@ -137,17 +127,11 @@ fn expand_dynamic(
         }
     }
     let Some(for_each) = for_each else {
-        errs.push(EvalError::new(
-            b.span(),
-            format!("dynamic {ty:?} needs a for_each argument"),
-        ));
+        errs.push(EvalError::new(b.span(), format!("dynamic {ty:?} needs a for_each argument")));
         return;
     };
     let Some(content) = content else {
-        errs.push(EvalError::new(
-            b.span(),
-            format!("dynamic {ty:?} needs a content block"),
-        ));
+        errs.push(EvalError::new(b.span(), format!("dynamic {ty:?} needs a content block")));
         return;
     };
     let coll = match ev.eval(for_each, scope) {
@@ -158,20 +142,13 @@ fn expand_dynamic(
         }
     };
     let pairs: Vec<(Val, Val)> = match coll {
-        Val::List(l) => l
-            .into_iter()
-            .enumerate()
-            .map(|(i, v)| (Val::Num(i as f64), v))
-            .collect(),
+        Val::List(l) => l.into_iter().enumerate().map(|(i, v)| (Val::Num(i as f64), v)).collect(),
         Val::Obj(o) => o.into_iter().map(|(k, v)| (Val::Str(k), v)).collect(),
         Val::Null => vec![],
         other => {
             errs.push(EvalError::new(
                 for_each.span(),
-                format!(
-                    "for_each needs a list, set or map, found {}",
-                    other.describe()
-                ),
+                format!("for_each needs a list, set or map, found {}", other.describe()),
             ));
             return;
         }
@@ -179,10 +156,7 @@ fn expand_dynamic(
     if pairs.len() > DYNAMIC_BLOCKS_MAX {
         errs.push(EvalError::new(
             for_each.span(),
-            format!(
-                "dynamic {ty:?} would generate {} blocks; the limit is {DYNAMIC_BLOCKS_MAX}",
-                pairs.len()
-            ),
+            format!("dynamic {ty:?} would generate {} blocks; the limit is {DYNAMIC_BLOCKS_MAX}", pairs.len()),
         ));
         return;
     }
@@ -198,29 +172,19 @@ fn expand_dynamic(
                     for item in l {
                         match item.to_str() {
                             Ok(s) => labels.push(s),
-                            Err(m) => {
-                                errs.push(EvalError::new(le.span(), format!("invalid label: {m}")))
-                            }
+                            Err(m) => errs.push(EvalError::new(le.span(), format!("invalid label: {m}"))),
                         }
                     }
                 }
                 Ok(other) => errs.push(EvalError::new(
                     le.span(),
-                    format!(
-                        "labels must be a list of strings, found {}",
-                        other.describe()
-                    ),
+                    format!("labels must be a list of strings, found {}", other.describe()),
                 )),
                 Err(e) => errs.push(e),
             }
         }
         let child = build(ev, &content.body, scope, errs, is_opaque(&ty));
         scope.pop();
-        node.blocks.push(BlockNode {
-            ty: ty.clone(),
-            labels,
-            body: child,
-            span: b.span(),
-        });
+        node.blocks.push(BlockNode { ty: ty.clone(), labels, body: child, span: b.span() });
     }
 }

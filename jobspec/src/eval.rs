@@ -23,10 +23,7 @@ pub(crate) struct EvalError {
 
 impl EvalError {
     pub(crate) fn new(span: Option<Range<usize>>, msg: impl Into<String>) -> Self {
-        EvalError {
-            span,
-            msg: msg.into(),
-        }
+        EvalError { span, msg: msg.into() }
     }
 }
 
@@ -99,18 +96,13 @@ impl<'a> Evaluator<'a> {
     pub(crate) fn eval(&self, e: &Expression, scope: &mut Scope) -> EvalResult {
         let depth = self.depth.get();
         if depth >= EVAL_DEPTH_MAX {
-            return Err(EvalError::new(
-                span_of(e),
-                format!("expression nests deeper than {EVAL_DEPTH_MAX} levels"),
-            ));
+            return Err(EvalError::new(span_of(e), format!("expression nests deeper than {EVAL_DEPTH_MAX} levels")));
         }
         let steps = self.steps.get() + 1;
         if steps > EVAL_STEPS_MAX {
             return Err(EvalError::new(
                 span_of(e),
-                format!(
-                    "evaluation takes more than {EVAL_STEPS_MAX} steps; is a for expression or range() too large?"
-                ),
+                format!("evaluation takes more than {EVAL_STEPS_MAX} steps; is a for expression or range() too large?"),
             ));
         }
         self.steps.set(steps);
@@ -118,14 +110,12 @@ impl<'a> Evaluator<'a> {
         let result = self.eval_inner(e, scope);
         self.depth.set(depth);
         match &result {
-            Ok(Val::Str(s)) if s.len() > STRING_LEN_MAX => Err(EvalError::new(
-                span_of(e),
-                format!("this string is longer than {STRING_LEN_MAX} bytes"),
-            )),
-            Ok(Val::List(l)) if l.len() > COLLECTION_LEN_MAX => Err(EvalError::new(
-                span_of(e),
-                format!("this list has more than {COLLECTION_LEN_MAX} elements"),
-            )),
+            Ok(Val::Str(s)) if s.len() > STRING_LEN_MAX => {
+                Err(EvalError::new(span_of(e), format!("this string is longer than {STRING_LEN_MAX} bytes")))
+            }
+            Ok(Val::List(l)) if l.len() > COLLECTION_LEN_MAX => {
+                Err(EvalError::new(span_of(e), format!("this list has more than {COLLECTION_LEN_MAX} elements")))
+            }
             _ => result,
         }
     }
@@ -150,9 +140,7 @@ impl<'a> Evaluator<'a> {
                         hcl::edit::expr::ObjectKey::Ident(id) => id.value().as_str().to_string(),
                         hcl::edit::expr::ObjectKey::Expression(ke) => {
                             let kv = self.eval(ke, scope)?;
-                            kv.to_str().map_err(|m| {
-                                EvalError::new(span_of(ke), format!("invalid object key: {m}"))
-                            })?
+                            kv.to_str().map_err(|m| EvalError::new(span_of(ke), format!("invalid object key: {m}")))?
                         }
                     };
                     out.insert(key, self.eval(v.expr(), scope)?);
@@ -167,11 +155,7 @@ impl<'a> Evaluator<'a> {
             }
             Expression::HeredocTemplate(h) => {
                 let mut out = String::new();
-                let mut st = TplState {
-                    dedent: h.indent(),
-                    line_start: true,
-                    ..TplState::default()
-                };
+                let mut st = TplState { dedent: h.indent(), line_start: true, ..TplState::default() };
                 self.eval_template(&h.template, scope, &mut out, &mut st, false)?;
                 Ok(Val::Str(out))
             }
@@ -182,14 +166,10 @@ impl<'a> Evaluator<'a> {
             }
             Expression::Conditional(c) => {
                 let cond = self.eval(&c.cond_expr, scope)?;
-                let cond = cond.to_bool().map_err(|m| {
-                    EvalError::new(span_of(&c.cond_expr), format!("invalid condition: {m}"))
-                })?;
-                if cond {
-                    self.eval(&c.true_expr, scope)
-                } else {
-                    self.eval(&c.false_expr, scope)
-                }
+                let cond = cond
+                    .to_bool()
+                    .map_err(|m| EvalError::new(span_of(&c.cond_expr), format!("invalid condition: {m}")))?;
+                if cond { self.eval(&c.true_expr, scope) } else { self.eval(&c.false_expr, scope) }
             }
             Expression::FuncCall(f) => self.eval_call(f, scope),
             Expression::Traversal(t) => self.eval_traversal(t, e, scope),
@@ -251,10 +231,7 @@ impl<'a> Evaluator<'a> {
             let mut locals = self.locals.borrow_mut();
             match locals.get_mut(name) {
                 None => {
-                    return Err(EvalError::new(
-                        at,
-                        format!("reference to undeclared local value {name:?}"),
-                    ));
+                    return Err(EvalError::new(at, format!("reference to undeclared local value {name:?}")));
                 }
                 Some(LocalState::Done(v)) => return Ok(v.clone()),
                 Some(LocalState::Failed) => {
@@ -268,17 +245,11 @@ impl<'a> Evaluator<'a> {
                 Some(LocalState::InProgress) => {
                     let stack = self.local_stack.borrow();
                     let start = stack.iter().position(|n| n == name).unwrap_or(0);
-                    let mut chain: Vec<String> = stack[start..]
-                        .iter()
-                        .map(|n| format!("local.{n}"))
-                        .collect();
+                    let mut chain: Vec<String> = stack[start..].iter().map(|n| format!("local.{n}")).collect();
                     chain.push(format!("local.{name}"));
                     return Err(EvalError::new(
                         at,
-                        format!(
-                            "locals refer to each other in a cycle: {}",
-                            chain.join(" -> ")
-                        ),
+                        format!("locals refer to each other in a cycle: {}", chain.join(" -> ")),
                     ));
                 }
                 Some(st @ LocalState::Pending(_)) => std::mem::replace(st, LocalState::InProgress),
@@ -293,20 +264,13 @@ impl<'a> Evaluator<'a> {
         self.local_stack.borrow_mut().pop();
         match result {
             Ok(v) => {
-                self.locals
-                    .borrow_mut()
-                    .insert(name.to_string(), LocalState::Done(v.clone()));
+                self.locals.borrow_mut().insert(name.to_string(), LocalState::Done(v.clone()));
                 Ok(v)
             }
             Err(e) => {
-                self.locals
-                    .borrow_mut()
-                    .insert(name.to_string(), LocalState::Failed);
+                self.locals.borrow_mut().insert(name.to_string(), LocalState::Failed);
                 // An error inside another local was already reported there.
-                if !e
-                    .msg
-                    .contains("could not be evaluated (see the error reported")
-                {
+                if !e.msg.contains("could not be evaluated (see the error reported") {
                     self.local_errors.borrow_mut().push(e);
                 }
                 Err(EvalError::new(
@@ -319,12 +283,7 @@ impl<'a> Evaluator<'a> {
         }
     }
 
-    fn eval_traversal(
-        &self,
-        t: &hcl::edit::expr::Traversal,
-        whole: &Expression,
-        scope: &mut Scope,
-    ) -> EvalResult {
+    fn eval_traversal(&self, t: &hcl::edit::expr::Traversal, whole: &Expression, scope: &mut Scope) -> EvalResult {
         let mut ops: &[hcl::edit::Decorated<TraversalOperator>] = &t.operators;
         let mut cur = match &t.expr {
             Expression::Variable(v) => {
@@ -332,17 +291,13 @@ impl<'a> Evaluator<'a> {
                 let in_scope = scope.iter().any(|(n, _)| n == name);
                 if !in_scope && (name == "var" || name == "local") {
                     let Some(first) = ops.first() else {
-                        return Err(EvalError::new(
-                            span_of(whole),
-                            format!("{name} needs an attribute"),
-                        ));
+                        return Err(EvalError::new(span_of(whole), format!("{name} needs an attribute")));
                     };
                     let attr = match first.value() {
                         TraversalOperator::GetAttr(id) => id.value().as_str().to_string(),
-                        TraversalOperator::Index(ie) => self
-                            .eval(ie, scope)?
-                            .to_str()
-                            .map_err(|m| EvalError::new(span_of(ie), m))?,
+                        TraversalOperator::Index(ie) => {
+                            self.eval(ie, scope)?.to_str().map_err(|m| EvalError::new(span_of(ie), m))?
+                        }
                         _ => {
                             return Err(EvalError::new(
                                 span_of(whole),
@@ -379,12 +334,10 @@ impl<'a> Evaluator<'a> {
             let op = &ops[i];
             match op.value() {
                 TraversalOperator::GetAttr(id) => {
-                    cur = get_attr(&cur, id.value().as_str())
-                        .map_err(|m| EvalError::new(span_of(whole), m))?;
+                    cur = get_attr(&cur, id.value().as_str()).map_err(|m| EvalError::new(span_of(whole), m))?;
                 }
                 TraversalOperator::LegacyIndex(n) => {
-                    cur = index(&cur, &Val::Num(*n.value() as f64))
-                        .map_err(|m| EvalError::new(span_of(whole), m))?;
+                    cur = index(&cur, &Val::Num(*n.value() as f64)).map_err(|m| EvalError::new(span_of(whole), m))?;
                 }
                 TraversalOperator::Index(ie) => {
                     let key = self.eval(ie, scope)?;
@@ -403,9 +356,7 @@ impl<'a> Evaluator<'a> {
                         for op in rest {
                             v = match op.value() {
                                 TraversalOperator::GetAttr(id) => get_attr(&v, id.value().as_str()),
-                                TraversalOperator::LegacyIndex(n) => {
-                                    index(&v, &Val::Num(*n.value() as f64))
-                                }
+                                TraversalOperator::LegacyIndex(n) => index(&v, &Val::Num(*n.value() as f64)),
                                 TraversalOperator::Index(ie) => {
                                     let key = self.eval(ie, scope)?;
                                     index(&v, &key)
@@ -428,26 +379,16 @@ impl<'a> Evaluator<'a> {
         use BinaryOperator as Op;
         let op = *b.operator.value();
         let lhs = self.eval(&b.lhs_expr, scope)?;
-        let lnum = |v: &Val| {
-            v.to_num()
-                .map_err(|m| EvalError::new(span_of(&b.lhs_expr), m))
-        };
-        let rnum = |v: &Val| {
-            v.to_num()
-                .map_err(|m| EvalError::new(span_of(&b.rhs_expr), m))
-        };
+        let lnum = |v: &Val| v.to_num().map_err(|m| EvalError::new(span_of(&b.lhs_expr), m));
+        let rnum = |v: &Val| v.to_num().map_err(|m| EvalError::new(span_of(&b.rhs_expr), m));
         match op {
             Op::And | Op::Or => {
-                let l = lhs
-                    .to_bool()
-                    .map_err(|m| EvalError::new(span_of(&b.lhs_expr), m))?;
+                let l = lhs.to_bool().map_err(|m| EvalError::new(span_of(&b.lhs_expr), m))?;
                 if (op == Op::And && !l) || (op == Op::Or && l) {
                     return Ok(Val::Bool(l));
                 }
                 let rhs = self.eval(&b.rhs_expr, scope)?;
-                let r = rhs
-                    .to_bool()
-                    .map_err(|m| EvalError::new(span_of(&b.rhs_expr), m))?;
+                let r = rhs.to_bool().map_err(|m| EvalError::new(span_of(&b.rhs_expr), m))?;
                 Ok(Val::Bool(r))
             }
             _ => {
@@ -485,27 +426,16 @@ impl<'a> Evaluator<'a> {
     fn eval_for(&self, f: &hcl::edit::expr::ForExpr, scope: &mut Scope) -> EvalResult {
         let coll = self.eval(&f.intro.collection_expr, scope)?;
         let pairs: Vec<(Val, Val)> = match coll {
-            Val::List(l) => l
-                .into_iter()
-                .enumerate()
-                .map(|(i, v)| (Val::Num(i as f64), v))
-                .collect(),
+            Val::List(l) => l.into_iter().enumerate().map(|(i, v)| (Val::Num(i as f64), v)).collect(),
             Val::Obj(o) => o.into_iter().map(|(k, v)| (Val::Str(k), v)).collect(),
             other => {
                 return Err(EvalError::new(
                     span_of(&f.intro.collection_expr),
-                    format!(
-                        "a for expression needs a list, set, map or object, found {}",
-                        other.describe()
-                    ),
+                    format!("a for expression needs a list, set, map or object, found {}", other.describe()),
                 ));
             }
         };
-        let key_var = f
-            .intro
-            .key_var
-            .as_ref()
-            .map(|k| k.value().as_str().to_string());
+        let key_var = f.intro.key_var.as_ref().map(|k| k.value().as_str().to_string());
         let value_var = f.intro.value_var.value().as_str().to_string();
         let mut list_out = Vec::new();
         let mut obj_out: BTreeMap<String, Val> = BTreeMap::new();
@@ -522,12 +452,7 @@ impl<'a> Evaluator<'a> {
         }
         if f.key_expr.is_some() {
             if f.grouping {
-                Ok(Val::Obj(
-                    grouped
-                        .into_iter()
-                        .map(|(k, v)| (k, Val::List(v)))
-                        .collect(),
-                ))
+                Ok(Val::Obj(grouped.into_iter().map(|(k, v)| (k, Val::List(v))).collect()))
             } else {
                 Ok(Val::Obj(obj_out))
             }
@@ -546,10 +471,7 @@ impl<'a> Evaluator<'a> {
     ) -> Result<(), EvalError> {
         if let Some(cond) = &f.cond {
             let c = self.eval(&cond.expr, scope)?;
-            if !c
-                .to_bool()
-                .map_err(|m| EvalError::new(span_of(&cond.expr), m))?
-            {
+            if !c.to_bool().map_err(|m| EvalError::new(span_of(&cond.expr), m))? {
                 return Ok(());
             }
         }
@@ -563,10 +485,7 @@ impl<'a> Evaluator<'a> {
         match &f.key_expr {
             None => list_out.push(value),
             Some(ke) => {
-                let key = self
-                    .eval(ke, scope)?
-                    .to_str()
-                    .map_err(|m| EvalError::new(span_of(ke), m))?;
+                let key = self.eval(ke, scope)?.to_str().map_err(|m| EvalError::new(span_of(ke), m))?;
                 if f.grouping {
                     grouped.entry(key).or_default().push(value);
                 } else {
@@ -594,10 +513,7 @@ impl<'a> Evaluator<'a> {
         let name = f.name.name.value().as_str();
         let at = span_of(f);
         if f.name.is_namespaced() {
-            return Err(EvalError::new(
-                at,
-                format!("call to unknown namespaced function {name:?}"),
-            ));
+            return Err(EvalError::new(at, format!("call to unknown namespaced function {name:?}")));
         }
         let args: Vec<&Expression> = f.args.iter().collect();
         match name {
@@ -612,10 +528,7 @@ impl<'a> Evaluator<'a> {
                 return Err(match last {
                     Some(e) => EvalError::new(
                         at,
-                        format!(
-                            "try(): no argument could be evaluated; the last error was: {}",
-                            e.msg
-                        ),
+                        format!("try(): no argument could be evaluated; the last error was: {}", e.msg),
                     ),
                     None => EvalError::new(at, "try() needs at least one argument"),
                 });
@@ -638,17 +551,13 @@ impl<'a> Evaluator<'a> {
                 Some(other) => {
                     return Err(EvalError::new(
                         args.last().and_then(|a| span_of(*a)),
-                        format!(
-                            "the argument expanded with `...` must be a list, found {}",
-                            other.describe()
-                        ),
+                        format!("the argument expanded with `...` must be a list, found {}", other.describe()),
                     ));
                 }
                 None => {}
             }
         }
-        crate::funcs::call(self, name, vals)
-            .map_err(|m| EvalError::new(at, format!("{name}(): {m}")))
+        crate::funcs::call(self, name, vals).map_err(|m| EvalError::new(at, format!("{name}(): {m}")))
     }
 
     /// Renders a template into `out`. `nested` is true inside `%{if}`/`%{for}` bodies, whose
@@ -690,11 +599,8 @@ impl<'a> Evaluator<'a> {
                     if self.is_runtime_ref(&i.expr, scope) {
                         // Copied as written; `~` strip markers are HCL's, not the runtime's, so
                         // an interpolation carrying them is re-emitted without them.
-                        let whole = if i.strip == hcl::edit::template::Strip::None {
-                            self.text(&span_of(i))
-                        } else {
-                            None
-                        };
+                        let whole =
+                            if i.strip == hcl::edit::template::Strip::None { self.text(&span_of(i)) } else { None };
                         match whole {
                             Some(t) => out.push_str(t),
                             None => {
@@ -737,20 +643,13 @@ impl<'a> Evaluator<'a> {
                         }
                         let c = self.eval(&ifd.if_expr.cond_expr, scope)?;
                         let c = c.to_bool().map_err(|m| {
-                            EvalError::new(
-                                span_of(&ifd.if_expr.cond_expr),
-                                format!("invalid %{{if}} condition: {m}"),
-                            )
+                            EvalError::new(span_of(&ifd.if_expr.cond_expr), format!("invalid %{{if}} condition: {m}"))
                         })?;
                         *strip_next = ifd.if_expr.strip.strip_end();
                         st.line_start = false;
                         if c {
                             self.eval_template(&ifd.if_expr.template, scope, out, st, true)?;
-                            if ifd
-                                .else_expr
-                                .as_ref()
-                                .is_some_and(|e| e.strip.strip_start())
-                            {
+                            if ifd.else_expr.as_ref().is_some_and(|e| e.strip.strip_start()) {
                                 trim_end_in_place(out);
                             }
                         } else if let Some(e) = &ifd.else_expr {
@@ -771,19 +670,12 @@ impl<'a> Evaluator<'a> {
                         }
                         let coll = self.eval(&fe.collection_expr, scope)?;
                         let pairs: Vec<(Val, Val)> = match coll {
-                            Val::List(l) => l
-                                .into_iter()
-                                .enumerate()
-                                .map(|(i, v)| (Val::Num(i as f64), v))
-                                .collect(),
+                            Val::List(l) => l.into_iter().enumerate().map(|(i, v)| (Val::Num(i as f64), v)).collect(),
                             Val::Obj(o) => o.into_iter().map(|(k, v)| (Val::Str(k), v)).collect(),
                             other => {
                                 return Err(EvalError::new(
                                     span_of(&fe.collection_expr),
-                                    format!(
-                                        "%{{for}} needs a list or map, found {}",
-                                        other.describe()
-                                    ),
+                                    format!("%{{for}} needs a list or map, found {}", other.describe()),
                                 ));
                             }
                         };
@@ -831,11 +723,7 @@ fn dedent_literal(s: &str, n: usize, first_at_line_start: bool) -> String {
             out.push_str(line);
             continue;
         }
-        let spaces = line
-            .bytes()
-            .take(n)
-            .take_while(|b| *b == b' ' || *b == b'\t')
-            .count();
+        let spaces = line.bytes().take(n).take_while(|b| *b == b' ' || *b == b'\t').count();
         out.push_str(&line[spaces..]);
     }
     out
@@ -853,17 +741,9 @@ pub(crate) fn vals_equal(a: &Val, b: &Val) -> bool {
 
 pub(crate) fn get_attr(v: &Val, name: &str) -> Result<Val, String> {
     match v {
-        Val::Obj(o) => o
-            .get(name)
-            .cloned()
-            .ok_or_else(|| format!("this object has no attribute {name:?}")),
-        Val::Null => Err(format!(
-            "attempt to get attribute {name:?} from a null value"
-        )),
-        other => Err(format!(
-            "cannot get attribute {name:?} of {}",
-            other.describe()
-        )),
+        Val::Obj(o) => o.get(name).cloned().ok_or_else(|| format!("this object has no attribute {name:?}")),
+        Val::Null => Err(format!("attempt to get attribute {name:?} from a null value")),
+        other => Err(format!("cannot get attribute {name:?} of {}", other.describe())),
     }
 }
 
@@ -872,19 +752,13 @@ pub(crate) fn index(v: &Val, key: &Val) -> Result<Val, String> {
         Val::List(l) => {
             let n = key.to_num()?;
             if n < 0.0 || n.fract() != 0.0 || n as usize >= l.len() {
-                return Err(format!(
-                    "index {} out of range for a list of {} elements",
-                    num_to_string(n),
-                    l.len()
-                ));
+                return Err(format!("index {} out of range for a list of {} elements", num_to_string(n), l.len()));
             }
             Ok(l[n as usize].clone())
         }
         Val::Obj(o) => {
             let k = key.to_str()?;
-            o.get(&k)
-                .cloned()
-                .ok_or_else(|| format!("this map has no key {k:?}"))
+            o.get(&k).cloned().ok_or_else(|| format!("this map has no key {k:?}"))
         }
         other => Err(format!("cannot index into {}", other.describe())),
     }

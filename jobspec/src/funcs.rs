@@ -18,10 +18,7 @@ fn arity(args: &[Val], min: usize, max: usize) -> Result<(), String> {
         if min == max {
             return Err(format!("takes {min} argument(s), got {}", args.len()));
         }
-        return Err(format!(
-            "takes {min} to {max} arguments, got {}",
-            args.len()
-        ));
+        return Err(format!("takes {min} to {max} arguments, got {}", args.len()));
     }
     Ok(())
 }
@@ -158,30 +155,22 @@ pub(crate) fn call(ev: &Evaluator<'_>, name: &str, a: Vec<Val>) -> R {
         }
         "chomp" => {
             arity(&a, 1, 1)?;
-            Ok(Val::Str(
-                s(&a[0])?.trim_end_matches(['\r', '\n']).to_string(),
-            ))
+            Ok(Val::Str(s(&a[0])?.trim_end_matches(['\r', '\n']).to_string()))
         }
         "trim" => {
             arity(&a, 2, 2)?;
             let cut: Vec<char> = s(&a[1])?.chars().collect();
-            Ok(Val::Str(
-                s(&a[0])?.trim_matches(|c| cut.contains(&c)).to_string(),
-            ))
+            Ok(Val::Str(s(&a[0])?.trim_matches(|c| cut.contains(&c)).to_string()))
         }
         "trimprefix" => {
             arity(&a, 2, 2)?;
             let (x, p) = (s(&a[0])?, s(&a[1])?);
-            Ok(Val::Str(
-                x.strip_prefix(p.as_str()).unwrap_or(&x).to_string(),
-            ))
+            Ok(Val::Str(x.strip_prefix(p.as_str()).unwrap_or(&x).to_string()))
         }
         "trimsuffix" => {
             arity(&a, 2, 2)?;
             let (x, p) = (s(&a[0])?, s(&a[1])?);
-            Ok(Val::Str(
-                x.strip_suffix(p.as_str()).unwrap_or(&x).to_string(),
-            ))
+            Ok(Val::Str(x.strip_suffix(p.as_str()).unwrap_or(&x).to_string()))
         }
         "strlen" => {
             arity(&a, 1, 1)?;
@@ -217,9 +206,7 @@ pub(crate) fn call(ev: &Evaluator<'_>, name: &str, a: Vec<Val>) -> R {
             let parts: Vec<Val> = if sep.is_empty() {
                 x.chars().map(|c| Val::Str(c.to_string())).collect()
             } else {
-                x.split(sep.as_str())
-                    .map(|p| Val::Str(p.to_string()))
-                    .collect()
+                x.split(sep.as_str()).map(|p| Val::Str(p.to_string())).collect()
             };
             Ok(Val::List(parts))
         }
@@ -278,11 +265,7 @@ pub(crate) fn call(ev: &Evaluator<'_>, name: &str, a: Vec<Val>) -> R {
             arity(&a, 2, 2)?;
             let re = regex(&s(&a[0])?)?;
             let x = s(&a[1])?;
-            Ok(Val::List(
-                re.captures_iter(&x)
-                    .map(|c| captures_val(&re, &c))
-                    .collect(),
-            ))
+            Ok(Val::List(re.captures_iter(&x).map(|c| captures_val(&re, &c)).collect()))
         }
         "substr" => {
             arity(&a, 3, 3)?;
@@ -296,14 +279,8 @@ pub(crate) fn call(ev: &Evaluator<'_>, name: &str, a: Vec<Val>) -> R {
             if off < 0 || off > len {
                 return Err("offset is out of range for the string".into());
             }
-            let end = if count < 0 {
-                len
-            } else {
-                (off + count).min(len)
-            };
-            Ok(Val::Str(
-                chars[off as usize..end.max(off) as usize].iter().collect(),
-            ))
+            let end = if count < 0 { len } else { (off + count).min(len) };
+            Ok(Val::Str(chars[off as usize..end.max(off) as usize].iter().collect()))
         }
         "urlencode" => {
             arity(&a, 1, 1)?;
@@ -361,9 +338,7 @@ pub(crate) fn call(ev: &Evaluator<'_>, name: &str, a: Vec<Val>) -> R {
             Ok(Val::List(
                 list(&a[0])?
                     .into_iter()
-                    .filter(|v| {
-                        !matches!(v, Val::Null) && !matches!(v, Val::Str(x) if x.is_empty())
-                    })
+                    .filter(|v| !matches!(v, Val::Null) && !matches!(v, Val::Str(x) if x.is_empty()))
                     .collect(),
             ))
         }
@@ -413,9 +388,7 @@ pub(crate) fn call(ev: &Evaluator<'_>, name: &str, a: Vec<Val>) -> R {
         }
         "keys" => {
             arity(&a, 1, 1)?;
-            Ok(Val::List(
-                a[0].to_obj()?.into_keys().map(Val::Str).collect(),
-            ))
+            Ok(Val::List(a[0].to_obj()?.into_keys().map(Val::Str).collect()))
         }
         "values" => {
             arity(&a, 1, 1)?;
@@ -454,24 +427,13 @@ pub(crate) fn call(ev: &Evaluator<'_>, name: &str, a: Vec<Val>) -> R {
             if step == 0.0 {
                 return Err("step must not be zero".into());
             }
-            if (limit - start) / step > COLLECTION_LEN_MAX as f64
-                || !start.is_finite()
-                || !limit.is_finite()
-            {
+            if (limit - start) / step > COLLECTION_LEN_MAX as f64 || !start.is_finite() || !limit.is_finite() {
                 return Err(format!("more than {COLLECTION_LEN_MAX} elements"));
             }
             // Counted, not accumulated: past 2^53 `x += 1.0` no longer moves `x`.
             let count = ((limit - start) / step).ceil();
-            let count = if count.is_finite() && count > 0.0 {
-                count as usize
-            } else {
-                0
-            };
-            Ok(Val::List(
-                (0..count)
-                    .map(|i| Val::Num(start + i as f64 * step))
-                    .collect(),
-            ))
+            let count = if count.is_finite() && count > 0.0 { count as usize } else { 0 };
+            Ok(Val::List((0..count).map(|i| Val::Num(start + i as f64 * step)).collect()))
         }
         "reverse" => {
             arity(&a, 1, 1)?;
@@ -484,10 +446,7 @@ pub(crate) fn call(ev: &Evaluator<'_>, name: &str, a: Vec<Val>) -> R {
             let l = list(&a[0])?;
             let (st, en) = (int(&a[1])?, int(&a[2])?);
             if st < 0 || en < st || en as usize > l.len() {
-                return Err(format!(
-                    "indices {st}..{en} are out of range for a list of {}",
-                    l.len()
-                ));
+                return Err(format!("indices {st}..{en} are out of range for a list of {}", l.len()));
             }
             Ok(Val::List(l[st as usize..en as usize].to_vec()))
         }
@@ -544,42 +503,32 @@ pub(crate) fn call(ev: &Evaluator<'_>, name: &str, a: Vec<Val>) -> R {
         // encoding
         "jsonencode" => {
             arity(&a, 1, 1)?;
-            serde_json::to_string(&a[0].to_json())
-                .map(Val::Str)
-                .map_err(|e| e.to_string())
+            serde_json::to_string(&a[0].to_json()).map(Val::Str).map_err(|e| e.to_string())
         }
         "jsondecode" => {
             arity(&a, 1, 1)?;
-            let v: serde_json::Value =
-                serde_json::from_str(&s(&a[0])?).map_err(|e| format!("invalid JSON: {e}"))?;
+            let v: serde_json::Value = serde_json::from_str(&s(&a[0])?).map_err(|e| format!("invalid JSON: {e}"))?;
             Ok(Val::from_json(&v))
         }
         "yamlencode" => {
             arity(&a, 1, 1)?;
-            serde_norway::to_string(&a[0].to_json())
-                .map(Val::Str)
-                .map_err(|e| e.to_string())
+            serde_norway::to_string(&a[0].to_json()).map(Val::Str).map_err(|e| e.to_string())
         }
         "yamldecode" => {
             arity(&a, 1, 1)?;
-            let v: serde_json::Value =
-                serde_norway::from_str(&s(&a[0])?).map_err(|e| format!("invalid YAML: {e}"))?;
+            let v: serde_json::Value = serde_norway::from_str(&s(&a[0])?).map_err(|e| format!("invalid YAML: {e}"))?;
             Ok(Val::from_json(&v))
         }
         "base64encode" => {
             arity(&a, 1, 1)?;
-            Ok(Val::Str(
-                base64::engine::general_purpose::STANDARD.encode(s(&a[0])?),
-            ))
+            Ok(Val::Str(base64::engine::general_purpose::STANDARD.encode(s(&a[0])?)))
         }
         "base64decode" => {
             arity(&a, 1, 1)?;
             let bytes = base64::engine::general_purpose::STANDARD
                 .decode(s(&a[0])?.trim())
                 .map_err(|e| format!("invalid base64: {e}"))?;
-            String::from_utf8(bytes)
-                .map(Val::Str)
-                .map_err(|_| "the decoded bytes are not UTF-8".into())
+            String::from_utf8(bytes).map(Val::Str).map_err(|_| "the decoded bytes are not UTF-8".into())
         }
         // hashes and uuids
         "md5" => {
@@ -609,13 +558,10 @@ pub(crate) fn call(ev: &Evaluator<'_>, name: &str, a: Vec<Val>) -> R {
                 "url" => uuid::Uuid::NAMESPACE_URL,
                 "oid" => uuid::Uuid::NAMESPACE_OID,
                 "x500" => uuid::Uuid::NAMESPACE_X500,
-                other => uuid::Uuid::parse_str(other).map_err(|_| {
-                    format!("namespace {other:?} is not dns, url, oid, x500 or a UUID")
-                })?,
+                other => uuid::Uuid::parse_str(other)
+                    .map_err(|_| format!("namespace {other:?} is not dns, url, oid, x500 or a UUID"))?,
             };
-            Ok(Val::Str(
-                uuid::Uuid::new_v5(&ns, s(&a[1])?.as_bytes()).to_string(),
-            ))
+            Ok(Val::Str(uuid::Uuid::new_v5(&ns, s(&a[1])?.as_bytes()).to_string()))
         }
         // numbers
         "abs" => {
@@ -649,9 +595,7 @@ pub(crate) fn call(ev: &Evaluator<'_>, name: &str, a: Vec<Val>) -> R {
             arity(&a, 1, usize::MAX)?;
             let nums: Vec<f64> = a.iter().map(n).collect::<Result<_, _>>()?;
             let pick = if name == "max" { f64::max } else { f64::min };
-            Ok(Val::Num(
-                nums[1..].iter().fold(nums[0], |acc, x| pick(acc, *x)),
-            ))
+            Ok(Val::Num(nums[1..].iter().fold(nums[0], |acc, x| pick(acc, *x))))
         }
         "parseint" => {
             arity(&a, 2, 2)?;
@@ -687,13 +631,8 @@ pub(crate) fn call(ev: &Evaluator<'_>, name: &str, a: Vec<Val>) -> R {
         "file" => {
             arity(&a, 1, 1)?;
             let path = resolve(ev, &s(&a[0])?);
-            let bytes = ev
-                .env
-                .read_file(&path)
-                .map_err(|e| format!("cannot read {path:?}: {e}"))?;
-            String::from_utf8(bytes)
-                .map(Val::Str)
-                .map_err(|_| format!("{path:?} is not UTF-8 text"))
+            let bytes = ev.env.read_file(&path).map_err(|e| format!("cannot read {path:?}: {e}"))?;
+            String::from_utf8(bytes).map(Val::Str).map_err(|_| format!("{path:?} is not UTF-8 text"))
         }
         "fileexists" => {
             arity(&a, 1, 1)?;
@@ -703,23 +642,10 @@ pub(crate) fn call(ev: &Evaluator<'_>, name: &str, a: Vec<Val>) -> R {
         "fileset" => {
             arity(&a, 2, 2)?;
             let dir = resolve(ev, &s(&a[0])?);
-            let pattern =
-                glob::Pattern::new(&s(&a[1])?).map_err(|e| format!("invalid pattern: {e}"))?;
-            let files = ev
-                .env
-                .list_files(&dir)
-                .map_err(|e| format!("cannot list {dir:?}: {e}"))?;
-            let opts = glob::MatchOptions {
-                require_literal_separator: true,
-                ..Default::default()
-            };
-            Ok(to_set(
-                files
-                    .into_iter()
-                    .filter(|f| pattern.matches_with(f, opts))
-                    .map(Val::Str)
-                    .collect(),
-            ))
+            let pattern = glob::Pattern::new(&s(&a[1])?).map_err(|e| format!("invalid pattern: {e}"))?;
+            let files = ev.env.list_files(&dir).map_err(|e| format!("cannot list {dir:?}: {e}"))?;
+            let opts = glob::MatchOptions { require_literal_separator: true, ..Default::default() };
+            Ok(to_set(files.into_iter().filter(|f| pattern.matches_with(f, opts)).map(Val::Str).collect()))
         }
         "abspath" => {
             arity(&a, 1, 1)?;
@@ -727,10 +653,7 @@ pub(crate) fn call(ev: &Evaluator<'_>, name: &str, a: Vec<Val>) -> R {
             if p.starts_with('/') {
                 return Ok(Val::Str(clean_path(&p)));
             }
-            let cwd = ev
-                .env
-                .current_dir()
-                .ok_or("the current directory is unknown")?;
+            let cwd = ev.env.current_dir().ok_or("the current directory is unknown")?;
             Ok(Val::Str(clean_path(&format!("{cwd}/{p}"))))
         }
         "basename" => {
@@ -758,19 +681,16 @@ pub(crate) fn call(ev: &Evaluator<'_>, name: &str, a: Vec<Val>) -> R {
         // time
         "timestamp" => {
             arity(&a, 0, 0)?;
-            let t = time::OffsetDateTime::from_unix_timestamp_nanos(ev.env.now_unix_nanos())
-                .map_err(|e| e.to_string())?;
+            let t =
+                time::OffsetDateTime::from_unix_timestamp_nanos(ev.env.now_unix_nanos()).map_err(|e| e.to_string())?;
             let t = t.replace_nanosecond(0).map_err(|e| e.to_string())?;
-            t.format(&time::format_description::well_known::Rfc3339)
-                .map(Val::Str)
-                .map_err(|e| e.to_string())
+            t.format(&time::format_description::well_known::Rfc3339).map(Val::Str).map_err(|e| e.to_string())
         }
         "formatdate" => {
             arity(&a, 2, 2)?;
             let ts = s(&a[1])?;
-            let t =
-                time::OffsetDateTime::parse(&ts, &time::format_description::well_known::Rfc3339)
-                    .map_err(|e| format!("{ts:?} is not an RFC 3339 timestamp: {e}"))?;
+            let t = time::OffsetDateTime::parse(&ts, &time::format_description::well_known::Rfc3339)
+                .map_err(|e| format!("{ts:?} is not an RFC 3339 timestamp: {e}"))?;
             formatdate(&s(&a[0])?, t).map(Val::Str)
         }
         other => {
@@ -782,21 +702,14 @@ pub(crate) fn call(ev: &Evaluator<'_>, name: &str, a: Vec<Val>) -> R {
                     f.starts_with(&prefix)
                 })
                 .collect();
-            let hint = if close.is_empty() {
-                String::new()
-            } else {
-                format!("; did you mean {}?", close.join(" or "))
-            };
+            let hint = if close.is_empty() { String::new() } else { format!("; did you mean {}?", close.join(" or ")) };
             Err(format!("there is no function named {other:?}{hint}"))
         }
     }
 }
 
 fn regex(p: &str) -> Result<regex::Regex, String> {
-    regex::RegexBuilder::new(p)
-        .size_limit(1 << 20)
-        .build()
-        .map_err(|e| format!("invalid regular expression: {e}"))
+    regex::RegexBuilder::new(p).size_limit(1 << 20).build().map_err(|e| format!("invalid regular expression: {e}"))
 }
 
 fn captures_val(re: &regex::Regex, c: &regex::Captures<'_>) -> Val {
@@ -807,18 +720,11 @@ fn captures_val(re: &regex::Regex, c: &regex::Captures<'_>) -> Val {
     if names.iter().any(Option::is_some) {
         let mut out = BTreeMap::new();
         for name in names.into_iter().flatten() {
-            out.insert(
-                name.to_string(),
-                Val::Str(c.name(name).map_or("", |m| m.as_str()).to_string()),
-            );
+            out.insert(name.to_string(), Val::Str(c.name(name).map_or("", |m| m.as_str()).to_string()));
         }
         return Val::Obj(out);
     }
-    Val::List(
-        (1..c.len())
-            .map(|i| Val::Str(c.get(i).map_or("", |m| m.as_str()).to_string()))
-            .collect(),
-    )
+    Val::List((1..c.len()).map(|i| Val::Str(c.get(i).map_or("", |m| m.as_str()).to_string())).collect())
 }
 
 fn hex(bytes: &[u8]) -> String {
@@ -881,8 +787,7 @@ fn format(spec: &str, args: &[Val]) -> Result<String, String> {
             continue;
         }
         i += 1;
-        let (mut minus, mut plus, mut zero, mut space, mut sharp) =
-            (false, false, false, false, false);
+        let (mut minus, mut plus, mut zero, mut space, mut sharp) = (false, false, false, false, false);
         while i < chars.len() && "-+0 #".contains(chars[i]) {
             match chars[i] {
                 '-' => minus = true,
@@ -894,14 +799,9 @@ fn format(spec: &str, args: &[Val]) -> Result<String, String> {
             i += 1;
         }
         if i < chars.len() && chars[i] == '[' {
-            let close = chars[i..]
-                .iter()
-                .position(|c| *c == ']')
-                .ok_or("unterminated %[n] index")?;
+            let close = chars[i..].iter().position(|c| *c == ']').ok_or("unterminated %[n] index")?;
             let idx: String = chars[i + 1..i + close].iter().collect();
-            let idx: usize = idx
-                .parse()
-                .map_err(|_| format!("invalid argument index [{idx}]"))?;
+            let idx: usize = idx.parse().map_err(|_| format!("invalid argument index [{idx}]"))?;
             if idx == 0 {
                 return Err("argument indexes start at 1".into());
             }
@@ -931,9 +831,7 @@ fn format(spec: &str, args: &[Val]) -> Result<String, String> {
             out.push('%');
             continue;
         }
-        let arg = args
-            .get(next_arg)
-            .ok_or_else(|| format!("not enough arguments for verb %{verb}"))?;
+        let arg = args.get(next_arg).ok_or_else(|| format!("not enough arguments for verb %{verb}"))?;
         next_arg += 1;
         let sign = |x: f64, body: String| -> String {
             if x >= 0.0 && plus {
@@ -1061,15 +959,7 @@ fn formatdate(spec: &str, t: time::OffsetDateTime) -> Result<String, String> {
         "November",
         "December",
     ];
-    const DAYS: [&str; 7] = [
-        "Monday",
-        "Tuesday",
-        "Wednesday",
-        "Thursday",
-        "Friday",
-        "Saturday",
-        "Sunday",
-    ];
+    const DAYS: [&str; 7] = ["Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday"];
     let chars: Vec<char> = spec.chars().collect();
     let mut out = String::new();
     let mut i = 0;
@@ -1082,10 +972,7 @@ fn formatdate(spec: &str, t: time::OffsetDateTime) -> Result<String, String> {
                 i += 2;
                 continue;
             }
-            let close = rest
-                .iter()
-                .position(|c| *c == '\'')
-                .ok_or("unterminated quoted literal")?;
+            let close = rest.iter().position(|c| *c == '\'').ok_or("unterminated quoted literal")?;
             out.extend(&rest[..close]);
             i += close + 2;
             continue;
@@ -1101,11 +988,7 @@ fn formatdate(spec: &str, t: time::OffsetDateTime) -> Result<String, String> {
         }
         i += run;
         let hour = t.hour();
-        let h12 = if hour.is_multiple_of(12) {
-            12
-        } else {
-            hour % 12
-        };
+        let h12 = if hour.is_multiple_of(12) { 12 } else { hour % 12 };
         let off = t.offset();
         let (oh, om) = (off.whole_hours(), off.minutes_past_hour().abs());
         let piece = match (c, run) {
@@ -1129,28 +1012,12 @@ fn formatdate(spec: &str, t: time::OffsetDateTime) -> Result<String, String> {
             ('m', 1) => format!("{}", t.minute()),
             ('s', 2) => format!("{:02}", t.second()),
             ('s', 1) => format!("{}", t.second()),
-            ('Z', 5) => format!(
-                "{}{:02}:{om:02}",
-                if off.is_negative() { '-' } else { '+' },
-                oh.abs()
-            ),
-            ('Z', 4) => format!(
-                "{}{:02}{om:02}",
-                if off.is_negative() { '-' } else { '+' },
-                oh.abs()
-            ),
+            ('Z', 5) => format!("{}{:02}:{om:02}", if off.is_negative() { '-' } else { '+' }, oh.abs()),
+            ('Z', 4) => format!("{}{:02}{om:02}", if off.is_negative() { '-' } else { '+' }, oh.abs()),
             ('Z', 3) if off.is_utc() => "UTC".to_string(),
-            ('Z', 3) => format!(
-                "{}{:02}{om:02}",
-                if off.is_negative() { '-' } else { '+' },
-                oh.abs()
-            ),
+            ('Z', 3) => format!("{}{:02}{om:02}", if off.is_negative() { '-' } else { '+' }, oh.abs()),
             ('Z', 1) if off.is_utc() => "Z".to_string(),
-            ('Z', 1) => format!(
-                "{}{:02}:{om:02}",
-                if off.is_negative() { '-' } else { '+' },
-                oh.abs()
-            ),
+            ('Z', 1) => format!("{}{:02}:{om:02}", if off.is_negative() { '-' } else { '+' }, oh.abs()),
             _ => {
                 let seq: String = std::iter::repeat_n(c, run).collect();
                 return Err(format!("invalid date format verb {seq:?}"));

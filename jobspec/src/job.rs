@@ -48,11 +48,7 @@ impl Origins {
     /// Takes over what `sub` recorded relative to its root (`""`), placed below `root`.
     fn absorb(&mut self, sub: Origins, root: &str) {
         for (k, v) in sub.map {
-            let k = if k.is_empty() || k.starts_with('[') {
-                format!("{root}{k}")
-            } else {
-                field_path(root, &k)
-            };
+            let k = if k.is_empty() || k.starts_with('[') { format!("{root}{k}") } else { field_path(root, &k) };
             self.map.insert(k, v);
         }
     }
@@ -81,11 +77,7 @@ pub(crate) fn is_within(path: &str, root: &str) -> bool {
 
 /// `path.Field`, as validate.rs joins paths.
 pub(crate) fn field_path(path: &str, field: &str) -> String {
-    if path.is_empty() {
-        field.to_string()
-    } else {
-        format!("{path}.{field}")
-    }
+    if path.is_empty() { field.to_string() } else { format!("{path}.{field}") }
 }
 
 /// `path[i]` (array element) or `path[key]` (map entry).
@@ -94,10 +86,7 @@ fn index_path(path: &str, i: impl std::fmt::Display) -> String {
 }
 
 fn err(errs: &mut Errs, span: &Option<Range<usize>>, msg: impl Into<String>) {
-    errs.push(Problem {
-        span: span.clone(),
-        msg: msg.into(),
-    });
+    errs.push(Problem { span: span.clone(), msg: msg.into() });
 }
 
 /// How an argument's value becomes JSON.
@@ -214,11 +203,7 @@ fn table(k: K) -> (Attrs, Blocks) {
                 ("migrate", "Migrate", B::One(K::Migrate)),
                 ("reschedule", "Reschedule", B::One(K::Reschedule)),
                 ("periodic", "Periodic", B::One(K::Periodic)),
-                (
-                    "parameterized",
-                    "ParameterizedJob",
-                    B::One(K::Parameterized),
-                ),
+                ("parameterized", "ParameterizedJob", B::One(K::Parameterized)),
                 ("vault", "Vault", B::One(K::Vault)),
                 ("group", "TaskGroups", B::Labeled(K::Group, "Name")),
                 ("multiregion", "Multiregion", B::Generic),
@@ -229,17 +214,9 @@ fn table(k: K) -> (Attrs, Blocks) {
             &[
                 ("count", "Count", Int),
                 ("shutdown_delay", "ShutdownDelay", Dur),
-                (
-                    "stop_after_client_disconnect",
-                    "StopAfterClientDisconnect",
-                    Dur,
-                ),
+                ("stop_after_client_disconnect", "StopAfterClientDisconnect", Dur),
                 ("max_client_disconnect", "MaxClientDisconnect", Dur),
-                (
-                    "prevent_reschedule_on_lost",
-                    "PreventRescheduleOnLost",
-                    Bool,
-                ),
+                ("prevent_reschedule_on_lost", "PreventRescheduleOnLost", Bool),
                 ("meta", "Meta", StrMap),
             ],
             &[
@@ -288,11 +265,7 @@ fn table(k: K) -> (Attrs, Blocks) {
                 ("lifecycle", "Lifecycle", B::One(K::Lifecycle)),
                 ("logs", "LogConfig", B::One(K::Logs)),
                 ("restart", "RestartPolicy", B::One(K::Restart)),
-                (
-                    "dispatch_payload",
-                    "DispatchPayload",
-                    B::One(K::DispatchPayload),
-                ),
+                ("dispatch_payload", "DispatchPayload", B::One(K::DispatchPayload)),
                 ("volume_mount", "VolumeMounts", B::Many(K::VolumeMount)),
                 ("vault", "Vault", B::One(K::Vault)),
                 ("consul", "Consul", B::One(K::Consul)),
@@ -322,18 +295,9 @@ fn table(k: K) -> (Attrs, Blocks) {
         ),
         K::Device => (
             &[("count", "Count", Int)],
-            &[
-                ("constraint", "Constraints", B::Many(K::Constraint)),
-                ("affinity", "Affinities", B::Many(K::Affinity)),
-            ],
+            &[("constraint", "Constraints", B::Many(K::Constraint)), ("affinity", "Affinities", B::Many(K::Affinity))],
         ),
-        K::Numa => (
-            &[
-                ("affinity", "Affinity", Str),
-                ("devices", "Devices", StrList),
-            ],
-            &[],
-        ),
+        K::Numa => (&[("affinity", "Affinity", Str), ("devices", "Devices", StrList)], &[]),
         K::Network => (
             &[
                 ("mode", "Mode", Str),
@@ -343,18 +307,10 @@ fn table(k: K) -> (Attrs, Blocks) {
                 ("cidr", "CIDR", Str),
                 ("ip", "IP", Str),
             ],
-            &[
-                ("port", "", B::Special),
-                ("dns", "DNS", B::One(K::Dns)),
-                ("cni", "CNI", B::One(K::Cni)),
-            ],
+            &[("port", "", B::Special), ("dns", "DNS", B::One(K::Dns)), ("cni", "CNI", B::One(K::Cni))],
         ),
         K::Dns => (
-            &[
-                ("servers", "Servers", StrList),
-                ("searches", "Searches", StrList),
-                ("options", "Options", StrList),
-            ],
+            &[("servers", "Servers", StrList), ("searches", "Searches", StrList), ("options", "Options", StrList)],
             &[],
         ),
         K::Cni => (&[("args", "Args", StrMap)], &[]),
@@ -387,10 +343,7 @@ fn table(k: K) -> (Attrs, Blocks) {
                 ("weights", "Weights", B::One(K::Weights)),
             ],
         ),
-        K::Weights => (
-            &[("passing", "Passing", Int), ("warning", "Warning", Int)],
-            &[],
-        ),
+        K::Weights => (&[("passing", "Passing", Int), ("warning", "Warning", Int)], &[]),
         K::Check => (
             &[
                 ("name", "Name", Str),
@@ -420,19 +373,11 @@ fn table(k: K) -> (Attrs, Blocks) {
                 ("failures_before_warning", "FailuresBeforeWarning", Int),
                 ("on_update", "OnUpdate", Str),
             ],
-            &[
-                ("check_restart", "CheckRestart", B::One(K::CheckRestart)),
-                ("header", "Header", B::Opaque),
-            ],
+            &[("check_restart", "CheckRestart", B::One(K::CheckRestart)), ("header", "Header", B::Opaque)],
         ),
-        K::CheckRestart => (
-            &[
-                ("limit", "Limit", Int),
-                ("grace", "Grace", Dur),
-                ("ignore_warnings", "IgnoreWarnings", Bool),
-            ],
-            &[],
-        ),
+        K::CheckRestart => {
+            (&[("limit", "Limit", Int), ("grace", "Grace", Dur), ("ignore_warnings", "IgnoreWarnings", Bool)], &[])
+        }
         K::Update => (
             &[
                 ("stagger", "Stagger", Dur),
@@ -496,10 +441,7 @@ fn table(k: K) -> (Attrs, Blocks) {
                 ("error_on_missing_key", "ErrMissingKey", Bool),
                 ("once", "Once", Bool),
             ],
-            &[
-                ("change_script", "ChangeScript", B::One(K::ChangeScript)),
-                ("wait", "Wait", B::One(K::Wait)),
-            ],
+            &[("change_script", "ChangeScript", B::One(K::ChangeScript)), ("wait", "Wait", B::One(K::Wait))],
         ),
         K::ChangeScript => (
             &[
@@ -543,10 +485,9 @@ fn table(k: K) -> (Attrs, Blocks) {
             ],
             &[],
         ),
-        K::Spread => (
-            &[("attribute", "Attribute", Str), ("weight", "Weight", Int)],
-            &[("target", "SpreadTarget", B::Special)],
-        ),
+        K::Spread => {
+            (&[("attribute", "Attribute", Str), ("weight", "Weight", Int)], &[("target", "SpreadTarget", B::Special)])
+        }
         K::Periodic => (
             &[
                 ("cron", "Spec", Str),
@@ -575,10 +516,7 @@ fn table(k: K) -> (Attrs, Blocks) {
                 ("chown", "Chown", Bool),
                 ("insecure", "GetterInsecure", Bool),
             ],
-            &[
-                ("options", "GetterOptions", B::StrMap),
-                ("headers", "GetterHeaders", B::StrMap),
-            ],
+            &[("options", "GetterOptions", B::StrMap), ("headers", "GetterHeaders", B::StrMap)],
         ),
         K::Volume => (
             &[
@@ -592,13 +530,7 @@ fn table(k: K) -> (Attrs, Blocks) {
             ],
             &[("mount_options", "MountOptions", B::One(K::MountOptions))],
         ),
-        K::MountOptions => (
-            &[
-                ("fs_type", "FSType", Str),
-                ("mount_flags", "MountFlags", StrList),
-            ],
-            &[],
-        ),
+        K::MountOptions => (&[("fs_type", "FSType", Str), ("mount_flags", "MountFlags", StrList)], &[]),
         K::VolumeMount => (
             &[
                 ("volume", "Volume", Str),
@@ -609,14 +541,7 @@ fn table(k: K) -> (Attrs, Blocks) {
             ],
             &[],
         ),
-        K::EphemeralDisk => (
-            &[
-                ("sticky", "Sticky", Bool),
-                ("migrate", "Migrate", Bool),
-                ("size", "SizeMB", Mb),
-            ],
-            &[],
-        ),
+        K::EphemeralDisk => (&[("sticky", "Sticky", Bool), ("migrate", "Migrate", Bool), ("size", "SizeMB", Mb)], &[]),
         K::Logs => (
             &[
                 ("max_files", "MaxFiles", Int),
@@ -640,14 +565,9 @@ fn table(k: K) -> (Attrs, Blocks) {
             ],
             &[],
         ),
-        K::Consul => (
-            &[
-                ("cluster", "Cluster", Str),
-                ("namespace", "Namespace", Str),
-                ("partition", "Partition", Str),
-            ],
-            &[],
-        ),
+        K::Consul => {
+            (&[("cluster", "Cluster", Str), ("namespace", "Namespace", Str), ("partition", "Partition", Str)], &[])
+        }
         K::Identity => (
             &[
                 ("name", "Name", Str),
@@ -663,12 +583,7 @@ fn table(k: K) -> (Attrs, Blocks) {
             &[],
         ),
         K::Scaling => (
-            &[
-                ("min", "Min", Int),
-                ("max", "Max", Int),
-                ("enabled", "Enabled", Bool),
-                ("policy", "Policy", Any),
-            ],
+            &[("min", "Min", Int), ("max", "Max", Int), ("enabled", "Enabled", Bool), ("policy", "Policy", Any)],
             &[("policy", "Policy", B::Opaque)],
         ),
         K::Disconnect => (
@@ -681,10 +596,7 @@ fn table(k: K) -> (Attrs, Blocks) {
             &[],
         ),
         K::DispatchPayload => (&[("file", "File", Str)], &[]),
-        K::Action => (
-            &[("command", "Command", Str), ("args", "Args", StrList)],
-            &[],
-        ),
+        K::Action => (&[("command", "Command", Str), ("args", "Args", StrList)], &[]),
     }
 }
 
@@ -737,11 +649,7 @@ pub(crate) fn convert_job(job: &BlockNode, errs: &mut Errs, og: &mut Origins) ->
     let id = match job.labels.as_slice() {
         [id] => id.clone(),
         _ => {
-            err(
-                errs,
-                &job.span,
-                "a job block needs exactly one label, the job ID, as in job \"example\" { ... }",
-            );
+            err(errs, &job.span, "a job block needs exactly one label, the job ID, as in job \"example\" { ... }");
             String::new()
         }
     };
@@ -754,11 +662,7 @@ pub(crate) fn convert_job(job: &BlockNode, errs: &mut Errs, og: &mut Origins) ->
         obj.insert("Name".into(), json!(id));
     }
     if !obj.contains_key("TaskGroups") {
-        err(
-            errs,
-            &job.span,
-            format!("job {id:?} needs at least one group block"),
-        );
+        err(errs, &job.span, format!("job {id:?} needs at least one group block"));
     }
     push_vault_down(&mut obj, og);
     json!({ "Job": Value::Object(obj) })
@@ -795,13 +699,7 @@ fn push_vault_down(job: &mut Map<String, Value>, og: &mut Origins) {
     og.remove_tree("Vault");
 }
 
-fn convert_block(
-    k: K,
-    node: &Node,
-    errs: &mut Errs,
-    og: &mut Origins,
-    path: &str,
-) -> Map<String, Value> {
+fn convert_block(k: K, node: &Node, errs: &mut Errs, og: &mut Origins, path: &str) -> Map<String, Value> {
     let (attrs, blocks) = table(k);
     let mut out = Map::new();
     for a in &node.attrs {
@@ -843,11 +741,7 @@ fn convert_block(
             continue;
         }
         if out.contains_key(*json_name) && !json_name.is_empty() {
-            err(
-                errs,
-                &found[0].span,
-                format!("{hcl_name} is set both as an argument and as a block"),
-            );
+            err(errs, &found[0].span, format!("{hcl_name} is set both as an argument and as a block"));
             continue;
         }
         let here = field_path(path, json_name);
@@ -857,17 +751,10 @@ fn convert_block(
         match rule {
             B::One(sub) => {
                 if found.len() > 1 {
-                    err(
-                        errs,
-                        &found[1].span,
-                        format!("only one {hcl_name} block is allowed here"),
-                    );
+                    err(errs, &found[1].span, format!("only one {hcl_name} block is allowed here"));
                 }
                 no_labels(found[0], errs);
-                out.insert(
-                    (*json_name).into(),
-                    Value::Object(convert_block(*sub, &found[0].body, errs, og, &here)),
-                );
+                out.insert((*json_name).into(), Value::Object(convert_block(*sub, &found[0].body, errs, og, &here)));
             }
             B::Many(sub) => {
                 let items = found
@@ -888,11 +775,7 @@ fn convert_block(
                 for b in &found {
                     let label = one_label(b, errs);
                     if seen.contains(&label) {
-                        err(
-                            errs,
-                            &b.span,
-                            format!("{hcl_name} {label:?} is defined more than once"),
-                        );
+                        err(errs, &b.span, format!("{hcl_name} {label:?} is defined more than once"));
                     }
                     seen.push(label.clone());
                     let item = index_path(&here, items.len());
@@ -910,11 +793,7 @@ fn convert_block(
                 for b in &found {
                     let label = one_label(b, errs);
                     if map.contains_key(&label) {
-                        err(
-                            errs,
-                            &b.span,
-                            format!("{hcl_name} {label:?} is defined more than once"),
-                        );
+                        err(errs, &b.span, format!("{hcl_name} {label:?} is defined more than once"));
                     }
                     let item = index_path(&here, &label);
                     og.at(item.clone(), &b.span);
@@ -942,9 +821,7 @@ fn convert_block(
                         err(
                             errs,
                             &inner.span,
-                            format!(
-                                "a {hcl_name} block holds only key = value arguments, not blocks"
-                            ),
+                            format!("a {hcl_name} block holds only key = value arguments, not blocks"),
                         );
                     }
                 }
@@ -952,16 +829,9 @@ fn convert_block(
             }
             B::Opaque => {
                 if found.len() > 1 {
-                    err(
-                        errs,
-                        &found[1].span,
-                        format!("only one {hcl_name} block is allowed here"),
-                    );
+                    err(errs, &found[1].span, format!("only one {hcl_name} block is allowed here"));
                 }
-                out.insert(
-                    (*json_name).into(),
-                    Value::Object(opaque(&found[0].body, og, &here)),
-                );
+                out.insert((*json_name).into(), Value::Object(opaque(&found[0].body, og, &here)));
             }
             B::Generic => {
                 let v = generic_blocks(hcl_name, &found, og, &here);
@@ -978,11 +848,7 @@ fn convert_block(
                 errs,
                 &b.span,
                 if names.is_empty() {
-                    format!(
-                        "unsupported block {:?}: a {} block takes no blocks",
-                        b.ty,
-                        block_name(k)
-                    )
+                    format!("unsupported block {:?}: a {} block takes no blocks", b.ty, block_name(k))
                 } else {
                     format!(
                         "unsupported block {:?} in a {} block; expected one of: {}",
@@ -1013,12 +879,7 @@ fn closest<'n>(name: &str, names: &[&'n str]) -> Option<&'n str> {
         }
         prev[b.len()]
     }
-    names
-        .iter()
-        .map(|n| (distance(name, n), *n))
-        .filter(|(d, _)| *d <= 2)
-        .min()
-        .map(|(_, n)| n)
+    names.iter().map(|n| (distance(name, n), *n)).filter(|(d, _)| *d <= 2).min().map(|(_, n)| n)
 }
 
 fn no_labels(b: &BlockNode, errs: &mut Errs) {
@@ -1034,10 +895,7 @@ fn one_label(b: &BlockNode, errs: &mut Errs) -> String {
             err(
                 errs,
                 &b.span,
-                format!(
-                    "a {} block needs exactly one label, its name, as in {} \"name\" {{ ... }}",
-                    b.ty, b.ty
-                ),
+                format!("a {} block needs exactly one label, its name, as in {} \"name\" {{ ... }}", b.ty, b.ty),
             );
             b.labels.first().cloned().unwrap_or_default()
         }
@@ -1060,11 +918,7 @@ fn special_block(
             for b in found {
                 let label = one_label(b, errs);
                 if seen.contains(&label) {
-                    err(
-                        errs,
-                        &b.span,
-                        format!("port {label:?} is defined more than once"),
-                    );
+                    err(errs, &b.span, format!("port {label:?} is defined more than once"));
                 }
                 seen.push(label.clone());
                 let mut port = Map::new();
@@ -1101,11 +955,8 @@ fn special_block(
                 }
                 port.entry("Value").or_insert(json!(0));
                 port.entry("To").or_insert(json!(0));
-                let (list, list_name) = if is_static {
-                    (&mut reserved, "ReservedPorts")
-                } else {
-                    (&mut dynamic, "DynamicPorts")
-                };
+                let (list, list_name) =
+                    if is_static { (&mut reserved, "ReservedPorts") } else { (&mut dynamic, "DynamicPorts") };
                 let list_path = field_path(path, list_name);
                 if list.is_empty() {
                     og.at(list_path.clone(), &b.span);
@@ -1145,10 +996,7 @@ fn special_block(
                         err(
                             errs,
                             &a.key_span,
-                            format!(
-                                "unsupported argument {:?} in a spread target; expected percent",
-                                a.name
-                            ),
+                            format!("unsupported argument {:?} in a spread target; expected percent", a.name),
                         );
                     }
                 }
@@ -1163,17 +1011,10 @@ fn special_block(
                 let mut sub = Origins::default();
                 sub.at(String::new(), &b.span);
                 let obj = convert_block(K::Identity, &b.body, errs, &mut sub, "");
-                let is_default = obj
-                    .get("Name")
-                    .and_then(Value::as_str)
-                    .is_none_or(|n| n == "default");
+                let is_default = obj.get("Name").and_then(Value::as_str).is_none_or(|n| n == "default");
                 if is_default {
                     if out.contains_key("Identity") {
-                        err(
-                            errs,
-                            &b.span,
-                            "only one identity block without a name (the default identity) is allowed",
-                        );
+                        err(errs, &b.span, "only one identity block without a name (the default identity) is allowed");
                     }
                     og.absorb(sub, &field_path(path, "Identity"));
                     out.insert("Identity".into(), Value::Object(obj));
@@ -1197,13 +1038,7 @@ fn special_block(
             for b in found {
                 let label = one_label(b, errs);
                 if label != "cpu" && label != "mem" {
-                    err(
-                        errs,
-                        &b.span,
-                        format!(
-                            "a task scaling block is labelled \"cpu\" or \"mem\", not {label:?}"
-                        ),
-                    );
+                    err(errs, &b.span, format!("a task scaling block is labelled \"cpu\" or \"mem\", not {label:?}"));
                 }
                 let item = index_path(&list_path, policies.len());
                 og.at(item.clone(), &b.span);
@@ -1220,14 +1055,7 @@ fn special_block(
 }
 
 /// Fix-ups a kind needs after its table: constraint shorthands, periodic SpecType.
-fn post_process(
-    k: K,
-    node: &Node,
-    out: &mut Map<String, Value>,
-    errs: &mut Errs,
-    og: &mut Origins,
-    path: &str,
-) {
+fn post_process(k: K, node: &Node, out: &mut Map<String, Value>, errs: &mut Errs, og: &mut Origins, path: &str) {
     match k {
         K::Constraint | K::Affinity => {
             for a in &node.attrs {
@@ -1288,9 +1116,7 @@ fn post_process(
             }
         }
         K::Periodic if out.contains_key("Spec") || out.contains_key("Specs") => {
-            let from = ["Spec", "Specs"]
-                .iter()
-                .find_map(|f| og.map.get(&field_path(path, f)).copied());
+            let from = ["Spec", "Specs"].iter().find_map(|f| og.map.get(&field_path(path, f)).copied());
             if let Some(offset) = from {
                 og.map.insert(field_path(path, "SpecType"), offset);
             }
@@ -1301,10 +1127,7 @@ fn post_process(
 }
 
 fn is_list_block(name: &str) -> bool {
-    matches!(
-        name,
-        "upstreams" | "path" | "listener" | "region" | "link" | "expose_path" | "secret"
-    )
+    matches!(name, "upstreams" | "path" | "listener" | "region" | "link" | "expose_path" | "secret")
 }
 
 /// Blocks Nomad types but stead keeps generically: one object, or a list when repeated or
@@ -1413,9 +1236,8 @@ pub(crate) fn pascal(name: &str) -> String {
     name.split('_')
         .filter(|p| !p.is_empty())
         .map(|p| match p {
-            "id" | "ttl" | "tls" | "dns" | "cpu" | "ip" | "url" | "http" | "grpc" | "cni"
-            | "csi" | "mb" | "json" | "api" | "acl" | "uri" | "numa" | "ui" | "tcp" | "udp"
-            | "sni" => p.to_uppercase(),
+            "id" | "ttl" | "tls" | "dns" | "cpu" | "ip" | "url" | "http" | "grpc" | "cni" | "csi" | "mb" | "json"
+            | "api" | "acl" | "uri" | "numa" | "ui" | "tcp" | "udp" | "sni" => p.to_uppercase(),
             _ => {
                 let mut c = p.chars();
                 match c.next() {
@@ -1432,10 +1254,7 @@ fn convert_value(a: &Attr, conv: C, errs: &mut Errs) -> Option<Value> {
         C::Str => a.val.to_str().map(Value::String),
         C::Int => a.val.to_num().and_then(|n| {
             if n.fract() != 0.0 {
-                Err(format!(
-                    "expected a whole number, found {}",
-                    a.val.describe()
-                ))
+                Err(format!("expected a whole number, found {}", a.val.describe()))
             } else {
                 Ok(num_to_json(n))
             }
@@ -1444,30 +1263,18 @@ fn convert_value(a: &Attr, conv: C, errs: &mut Errs) -> Option<Value> {
         C::Dur => duration_nanos(&a.val).map(Value::from),
         C::Mb => size_mb(&a.val).map(Value::from),
         C::StrList => match &a.val {
-            Val::List(l) => l
-                .iter()
-                .map(|v| v.to_str().map(Value::String))
-                .collect::<Result<Vec<_>, _>>()
-                .map(Value::Array),
-            other => Err(format!(
-                "expected a list of strings, found {}",
-                other.describe()
-            )),
+            Val::List(l) => {
+                l.iter().map(|v| v.to_str().map(Value::String)).collect::<Result<Vec<_>, _>>().map(Value::Array)
+            }
+            other => Err(format!("expected a list of strings, found {}", other.describe())),
         },
         C::StrMap => match &a.val {
             Val::Obj(o) => o
                 .iter()
-                .map(|(k, v)| {
-                    v.to_str()
-                        .map(|s| (k.clone(), Value::String(s)))
-                        .map_err(|m| format!("key {k:?}: {m}"))
-                })
+                .map(|(k, v)| v.to_str().map(|s| (k.clone(), Value::String(s))).map_err(|m| format!("key {k:?}: {m}")))
                 .collect::<Result<Map<_, _>, _>>()
                 .map(Value::Object),
-            other => Err(format!(
-                "expected a map of strings, found {}",
-                other.describe()
-            )),
+            other => Err(format!("expected a map of strings, found {}", other.describe())),
         },
         C::StrListMap => match &a.val {
             Val::Obj(o) => o
@@ -1478,16 +1285,11 @@ fn convert_value(a: &Attr, conv: C, errs: &mut Errs) -> Option<Value> {
                         .map(|x| x.to_str().map(Value::String))
                         .collect::<Result<Vec<_>, _>>()
                         .map(|l| (k.clone(), Value::Array(l))),
-                    other => other
-                        .to_str()
-                        .map(|s| (k.clone(), Value::Array(vec![Value::String(s)]))),
+                    other => other.to_str().map(|s| (k.clone(), Value::Array(vec![Value::String(s)]))),
                 })
                 .collect::<Result<Map<_, _>, _>>()
                 .map(Value::Object),
-            other => Err(format!(
-                "expected a map of string lists, found {}",
-                other.describe()
-            )),
+            other => Err(format!("expected a map of string lists, found {}", other.describe())),
         },
         C::Any => Ok(a.val.to_json()),
     };
@@ -1506,10 +1308,7 @@ pub(crate) fn duration_nanos(v: &Val) -> Result<i64, String> {
         Val::Num(n) if n.fract() == 0.0 => return Ok(*n as i64),
         Val::Str(s) => s.trim(),
         other => {
-            return Err(format!(
-                "expected a duration such as \"30s\" or \"5m\", found {}",
-                other.describe()
-            ));
+            return Err(format!("expected a duration such as \"30s\" or \"5m\", found {}", other.describe()));
         }
     };
     let bad = || {
@@ -1529,17 +1328,13 @@ pub(crate) fn duration_nanos(v: &Val) -> Result<i64, String> {
     }
     let mut total: f64 = 0.0;
     while !rest.is_empty() {
-        let num_len = rest
-            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-            .unwrap_or(rest.len());
+        let num_len = rest.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(rest.len());
         if num_len == 0 {
             return Err(bad());
         }
         let num: f64 = rest[..num_len].parse().map_err(|_| bad())?;
         rest = &rest[num_len..];
-        let unit_len = rest
-            .find(|c: char| c.is_ascii_digit() || c == '.')
-            .unwrap_or(rest.len());
+        let unit_len = rest.find(|c: char| c.is_ascii_digit() || c == '.').unwrap_or(rest.len());
         let unit = &rest[..unit_len];
         rest = &rest[unit_len..];
         let scale = match unit {
@@ -1570,10 +1365,10 @@ pub(crate) fn size_mb(v: &Val) -> Result<i64, String> {
             if let Ok(n) = t.parse::<i64>() {
                 return Ok(n);
             }
-            let split = t
-                .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-                .unwrap_or(t.len());
-            let num: f64 = t[..split].parse().map_err(|_| format!("invalid size {s:?}; expected a number of MB or a size such as \"512MB\" or \"1GB\""))?;
+            let split = t.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(t.len());
+            let num: f64 = t[..split].parse().map_err(|_| {
+                format!("invalid size {s:?}; expected a number of MB or a size such as \"512MB\" or \"1GB\"")
+            })?;
             let bytes = match t[split..].trim().to_ascii_lowercase().as_str() {
                 "b" => 1.0,
                 "kb" | "k" => 1e3,
@@ -1590,11 +1385,7 @@ pub(crate) fn size_mb(v: &Val) -> Result<i64, String> {
                     ));
                 }
             };
-            let per_mb = if t[split..].to_ascii_lowercase().contains('i') {
-                1024.0 * 1024.0
-            } else {
-                1e6
-            };
+            let per_mb = if t[split..].to_ascii_lowercase().contains('i') { 1024.0 * 1024.0 } else { 1e6 };
             Ok((num * bytes / per_mb).round() as i64)
         }
         other => Err(format!("expected a size in MB, found {}", other.describe())),
@@ -1623,10 +1414,7 @@ mod tests {
             assert_eq!(duration_nanos(&v), Ok(want), "{v:?}");
         }
         for bad in ["", "5", "5 s", "1d", "s", "1h-2m", "--1s"] {
-            assert!(
-                duration_nanos(&Val::Str(bad.into())).is_err(),
-                "{bad:?} should be rejected"
-            );
+            assert!(duration_nanos(&Val::Str(bad.into())).is_err(), "{bad:?} should be rejected");
         }
         assert!(duration_nanos(&Val::Bool(true)).is_err());
     }

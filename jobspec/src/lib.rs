@@ -71,10 +71,7 @@ impl VarInputs {
 
     /// Adds a `-var name=value` flag.
     pub fn flag(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
-        self.sources.push(VarSource::Flag {
-            name: name.into(),
-            value: value.into(),
-        });
+        self.sources.push(VarSource::Flag { name: name.into(), value: value.into() });
         self
     }
 
@@ -93,10 +90,7 @@ impl VarInputs {
 
     /// Adds the content of a `-var-file`.
     pub fn file(mut self, path: impl Into<String>, contents: impl Into<String>) -> Self {
-        self.sources.push(VarSource::File {
-            path: path.into(),
-            contents: contents.into(),
-        });
+        self.sources.push(VarSource::File { path: path.into(), contents: contents.into() });
         self
     }
 }
@@ -134,10 +128,7 @@ impl Env for OsEnv {
     }
 
     fn now_unix_nanos(&self) -> i128 {
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_nanos() as i128)
-            .unwrap_or(0)
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos() as i128).unwrap_or(0)
     }
 
     fn read_file(&self, path: &str) -> Result<Vec<u8>, String> {
@@ -151,11 +142,7 @@ impl Env for OsEnv {
             for entry in std::fs::read_dir(&path).map_err(|e| e.to_string())? {
                 let entry = entry.map_err(|e| e.to_string())?;
                 let name = entry.file_name().to_string_lossy().into_owned();
-                let child_rel = if rel.is_empty() {
-                    name
-                } else {
-                    format!("{rel}/{name}")
-                };
+                let child_rel = if rel.is_empty() { name } else { format!("{rel}/{name}") };
                 let ft = entry.file_type().map_err(|e| e.to_string())?;
                 if ft.is_dir() {
                     stack.push((entry.path(), child_rel));
@@ -181,9 +168,7 @@ impl Env for OsEnv {
         let digest = sha2::Sha256::digest(seed.as_bytes());
         let mut bytes = [0u8; 16];
         bytes.copy_from_slice(&digest[..16]);
-        uuid::Builder::from_random_bytes(bytes)
-            .into_uuid()
-            .to_string()
+        uuid::Builder::from_random_bytes(bytes).into_uuid().to_string()
     }
 
     fn home_dir(&self) -> Option<String> {
@@ -191,9 +176,7 @@ impl Env for OsEnv {
     }
 
     fn current_dir(&self) -> Option<String> {
-        std::env::current_dir()
-            .ok()
-            .map(|p| p.to_string_lossy().into_owned())
+        std::env::current_dir().ok().map(|p| p.to_string_lossy().into_owned())
     }
 }
 
@@ -212,11 +195,7 @@ impl fmt::Display for JobspecError {
         if self.line == 0 {
             write!(f, "{}: {}", self.file, self.message)
         } else {
-            write!(
-                f,
-                "{}:{}:{}: {}",
-                self.file, self.line, self.column, self.message
-            )
+            write!(f, "{}:{}:{}: {}", self.file, self.line, self.column, self.message)
         }
     }
 }
@@ -252,21 +231,12 @@ pub(crate) struct Locator<'a> {
 }
 
 impl Locator<'_> {
-    pub(crate) fn error(
-        &self,
-        span: &Option<std::ops::Range<usize>>,
-        message: impl Into<String>,
-    ) -> JobspecError {
+    pub(crate) fn error(&self, span: &Option<std::ops::Range<usize>>, message: impl Into<String>) -> JobspecError {
         let (line, column) = match span {
             Some(r) => line_col(self.src, r.start),
             None => (0, 0),
         };
-        JobspecError {
-            file: self.file.to_string(),
-            line,
-            column,
-            message: message.into(),
-        }
+        JobspecError { file: self.file.to_string(), line, column, message: message.into() }
     }
 }
 
@@ -323,10 +293,7 @@ pub fn parse_hcl_with_positions(
     vars: &VarInputs,
     env: &dyn Env,
 ) -> Result<(serde_json::Value, SourceMap), JobspecErrors> {
-    let loc = Locator {
-        file: filename,
-        src: source,
-    };
+    let loc = Locator { file: filename, src: source };
     let body = match hcl::edit::parser::parse_body(source) {
         Ok(b) => b,
         Err(e) => {
@@ -384,8 +351,7 @@ pub fn parse_hcl_with_positions(
                 file: filename.into(),
                 line: 1,
                 column: 1,
-                message: "no job block found; a job file needs one job \"<id>\" { ... } block"
-                    .into(),
+                message: "no job block found; a job file needs one job \"<id>\" { ... } block".into(),
             });
             return Err(JobspecErrors { errors });
         }
@@ -402,11 +368,7 @@ pub fn parse_hcl_with_positions(
     errors.extend(eval_errs.into_iter().map(|e| loc.error(&e.span, e.msg)));
     let node = body::BlockNode {
         ty: "job".into(),
-        labels: job_block
-            .labels
-            .iter()
-            .map(|l| l.as_str().to_string())
-            .collect(),
+        labels: job_block.labels.iter().map(|l| l.as_str().to_string()).collect(),
         body: body_node,
         span: hcl::edit::Span::span(job_block),
     };
@@ -428,10 +390,7 @@ pub fn parse_hcl_with_positions(
 /// `local.*`), returning its value as JSON. Runtime references evaluate to their `${...}`
 /// text, as in job files. Meant for tooling and tests of the function library.
 pub fn eval_expr(source: &str, env: &dyn Env) -> Result<serde_json::Value, JobspecErrors> {
-    let loc = Locator {
-        file: "<expression>",
-        src: source,
-    };
+    let loc = Locator { file: "<expression>", src: source };
     let expr = hcl::edit::parser::parse_expr(source).map_err(|e| {
         JobspecErrors::single(JobspecError {
             file: "<expression>".into(),

@@ -34,15 +34,10 @@ pub struct SourceMap {
 impl SourceMap {
     pub(crate) fn new(file: &str, src: &str, offsets: BTreeMap<String, usize>) -> Self {
         let index = LineIndex::new(src);
-        let mut positions: BTreeMap<String, (usize, usize)> = offsets
-            .into_iter()
-            .map(|(path, offset)| (path, index.line_col(offset)))
-            .collect();
+        let mut positions: BTreeMap<String, (usize, usize)> =
+            offsets.into_iter().map(|(path, offset)| (path, index.line_col(offset))).collect();
         inherit(&mut positions);
-        SourceMap {
-            file: file.to_string(),
-            positions,
-        }
+        SourceMap { file: file.to_string(), positions }
     }
 
     /// The file name given to the parser.
@@ -88,12 +83,7 @@ impl SourceMap {
     /// column 0 when nothing is known).
     pub fn error_at(&self, path: &str, message: impl Into<String>) -> JobspecError {
         let (line, column) = self.locate(path).unwrap_or((0, 0));
-        JobspecError {
-            file: self.file.clone(),
-            line,
-            column,
-            message: message.into(),
-        }
+        JobspecError { file: self.file.clone(), line, column, message: message.into() }
     }
 
     /// A `Job::validate()` error as a positioned error; the message keeps the path
@@ -111,11 +101,7 @@ fn inherit(positions: &mut BTreeMap<String, (usize, usize)>) {
         if !positions.contains_key(&group) {
             break;
         }
-        for (from, to) in [
-            ("Update", "Update"),
-            ("Migrate", "Migrate"),
-            ("Reschedule", "ReschedulePolicy"),
-        ] {
+        for (from, to) in [("Update", "Update"), ("Migrate", "Migrate"), ("Reschedule", "ReschedulePolicy")] {
             copy_tree(positions, from, &format!("{group}.{to}"));
         }
         let count = format!("{group}.Count");
@@ -129,11 +115,7 @@ fn inherit(positions: &mut BTreeMap<String, (usize, usize)>) {
             if !positions.contains_key(&task) {
                 break;
             }
-            copy_tree(
-                positions,
-                &format!("{group}.RestartPolicy"),
-                &format!("{task}.RestartPolicy"),
-            );
+            copy_tree(positions, &format!("{group}.RestartPolicy"), &format!("{task}.RestartPolicy"));
         }
     }
 }
@@ -159,9 +141,7 @@ struct LineIndex<'a> {
 
 impl<'a> LineIndex<'a> {
     fn new(src: &'a str) -> Self {
-        let starts = std::iter::once(0)
-            .chain(src.match_indices('\n').map(|(i, _)| i + 1))
-            .collect();
+        let starts = std::iter::once(0).chain(src.match_indices('\n').map(|(i, _)| i + 1)).collect();
         LineIndex { src, starts }
     }
 
@@ -186,11 +166,7 @@ mod tests {
         let src = "ab\nçd\n\nxyz";
         let index = LineIndex::new(src);
         for offset in 0..=src.len() + 2 {
-            assert_eq!(
-                index.line_col(offset),
-                crate::line_col(src, offset),
-                "{offset}"
-            );
+            assert_eq!(index.line_col(offset), crate::line_col(src, offset), "{offset}");
         }
     }
 
@@ -225,18 +201,13 @@ mod tests {
             ("TaskGroups[1]".to_string(), 14),
         ]);
         let src = "0\n2\n4\n6\n8\n10\n12\n14\n";
-        let offsets: BTreeMap<String, usize> = offsets
-            .into_iter()
-            .map(|(k, line)| (k, src.find(&format!("{line}\n")).unwrap_or(0)))
-            .collect();
+        let offsets: BTreeMap<String, usize> =
+            offsets.into_iter().map(|(k, line)| (k, src.find(&format!("{line}\n")).unwrap_or(0))).collect();
         let map = SourceMap::new("f.hcl", src, offsets);
         assert_eq!(map.locate("TaskGroups[0].Update"), Some((5, 1)));
         assert_eq!(map.locate("TaskGroups[0].Update.Canary"), Some((3, 1)));
         assert_eq!(map.locate("TaskGroups[1].Update"), Some((2, 1)));
         assert_eq!(map.locate("TaskGroups[1].Update.Canary"), Some((3, 1)));
-        assert_eq!(
-            map.locate("TaskGroups[0].Tasks[0].RestartPolicy.Mode"),
-            Some((7, 1))
-        );
+        assert_eq!(map.locate("TaskGroups[0].Tasks[0].RestartPolicy.Mode"), Some((7, 1)));
     }
 }

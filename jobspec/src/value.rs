@@ -72,10 +72,7 @@ impl Val {
     pub(crate) fn to_obj(&self) -> Result<BTreeMap<String, Val>, String> {
         match self {
             Val::Obj(o) => Ok(o.clone()),
-            other => Err(format!(
-                "expected a map or object, found {}",
-                other.describe()
-            )),
+            other => Err(format!("expected a map or object, found {}", other.describe())),
         }
     }
 
@@ -99,9 +96,7 @@ impl Val {
             Val::Num(n) => num_to_json(*n),
             Val::Str(s) => serde_json::Value::String(s.clone()),
             Val::List(l) => serde_json::Value::Array(l.iter().map(Val::to_json).collect()),
-            Val::Obj(o) => {
-                serde_json::Value::Object(o.iter().map(|(k, v)| (k.clone(), v.to_json())).collect())
-            }
+            Val::Obj(o) => serde_json::Value::Object(o.iter().map(|(k, v)| (k.clone(), v.to_json())).collect()),
         }
     }
 
@@ -112,22 +107,14 @@ impl Val {
             serde_json::Value::Number(n) => Val::Num(n.as_f64().unwrap_or(0.0)),
             serde_json::Value::String(s) => Val::Str(s.clone()),
             serde_json::Value::Array(a) => Val::List(a.iter().map(Val::from_json).collect()),
-            serde_json::Value::Object(o) => Val::Obj(
-                o.iter()
-                    .map(|(k, v)| (k.clone(), Val::from_json(v)))
-                    .collect(),
-            ),
+            serde_json::Value::Object(o) => Val::Obj(o.iter().map(|(k, v)| (k.clone(), Val::from_json(v))).collect()),
         }
     }
 }
 
 /// Whole numbers print without a fraction, as cty does.
 pub(crate) fn num_to_string(n: f64) -> String {
-    if n.fract() == 0.0 && n.abs() < 1e17 {
-        format!("{}", n as i64)
-    } else {
-        format!("{n}")
-    }
+    if n.fract() == 0.0 && n.abs() < 1e17 { format!("{}", n as i64) } else { format!("{n}") }
 }
 
 pub(crate) fn num_to_json(n: f64) -> serde_json::Value {
@@ -167,10 +154,7 @@ impl Ty {
             Ty::Set(t) => format!("set({})", t.name()),
             Ty::Map(t) => format!("map({})", t.name()),
             Ty::Object(fields) => {
-                let inner: Vec<String> = fields
-                    .iter()
-                    .map(|(k, t)| format!("{k} = {}", t.name()))
-                    .collect();
+                let inner: Vec<String> = fields.iter().map(|(k, t)| format!("{k} = {}", t.name())).collect();
                 format!("object({{{}}})", inner.join(", "))
             }
             Ty::Tuple(items) => {
@@ -198,11 +182,7 @@ pub(crate) fn convert(v: &Val, ty: &Ty) -> Result<Val, String> {
             let items = match v {
                 Val::List(l) => l,
                 other => {
-                    return Err(format!(
-                        "expected a {}, found {}",
-                        ty.name(),
-                        other.describe()
-                    ));
+                    return Err(format!("expected a {}, found {}", ty.name(), other.describe()));
                 }
             };
             let out = items
@@ -220,20 +200,12 @@ pub(crate) fn convert(v: &Val, ty: &Ty) -> Result<Val, String> {
             let obj = match v {
                 Val::Obj(o) => o,
                 other => {
-                    return Err(format!(
-                        "expected a {}, found {}",
-                        ty.name(),
-                        other.describe()
-                    ));
+                    return Err(format!("expected a {}, found {}", ty.name(), other.describe()));
                 }
             };
             let out = obj
                 .iter()
-                .map(|(k, item)| {
-                    convert(item, elem)
-                        .map(|c| (k.clone(), c))
-                        .map_err(|e| format!("key {k:?}: {e}"))
-                })
+                .map(|(k, item)| convert(item, elem).map(|c| (k.clone(), c)).map_err(|e| format!("key {k:?}: {e}")))
                 .collect::<Result<BTreeMap<_, _>, String>>()?;
             Ok(Val::Obj(out))
         }
@@ -241,21 +213,14 @@ pub(crate) fn convert(v: &Val, ty: &Ty) -> Result<Val, String> {
             let obj = match v {
                 Val::Obj(o) => o,
                 other => {
-                    return Err(format!(
-                        "expected an {}, found {}",
-                        ty.name(),
-                        other.describe()
-                    ));
+                    return Err(format!("expected an {}, found {}", ty.name(), other.describe()));
                 }
             };
             let mut out = BTreeMap::new();
             for (k, fty) in fields {
                 match obj.get(k) {
                     Some(item) => {
-                        out.insert(
-                            k.clone(),
-                            convert(item, fty).map_err(|e| format!("attribute {k:?}: {e}"))?,
-                        );
+                        out.insert(k.clone(), convert(item, fty).map_err(|e| format!("attribute {k:?}: {e}"))?);
                     }
                     None => return Err(format!("attribute {k:?} is required")),
                 }
@@ -266,19 +231,11 @@ pub(crate) fn convert(v: &Val, ty: &Ty) -> Result<Val, String> {
             let list = match v {
                 Val::List(l) => l,
                 other => {
-                    return Err(format!(
-                        "expected a {}, found {}",
-                        ty.name(),
-                        other.describe()
-                    ));
+                    return Err(format!("expected a {}, found {}", ty.name(), other.describe()));
                 }
             };
             if list.len() != items.len() {
-                return Err(format!(
-                    "expected a tuple of {} elements, found {}",
-                    items.len(),
-                    list.len()
-                ));
+                return Err(format!("expected a tuple of {} elements, found {}", items.len(), list.len()));
             }
             let out = list
                 .iter()

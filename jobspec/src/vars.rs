@@ -30,10 +30,7 @@ pub(crate) fn declarations<'a>(
     let mut decls: Vec<Decl<'a>> = Vec::new();
     let push = |d: Decl<'a>, errors: &mut Vec<JobspecError>, decls: &mut Vec<Decl<'a>>| {
         if decls.iter().any(|x| x.name == d.name) {
-            errors.push(loc.error(
-                &d.span,
-                format!("variable {:?} is declared more than once", d.name),
-            ));
+            errors.push(loc.error(&d.span, format!("variable {:?} is declared more than once", d.name)));
         } else {
             decls.push(d);
         }
@@ -45,17 +42,15 @@ pub(crate) fn declarations<'a>(
                 let name = match b.labels.as_slice() {
                     [l] => l.as_str().to_string(),
                     _ => {
-                        errors.push(loc.error(&b.span(), "a variable block needs exactly one label, its name, as in variable \"image\" { ... }"));
+                        errors.push(loc.error(
+                            &b.span(),
+                            "a variable block needs exactly one label, its name, as in variable \"image\" { ... }",
+                        ));
                         continue;
                     }
                 };
-                let mut d = Decl {
-                    name: name.clone(),
-                    ty: Ty::Any,
-                    default: None,
-                    span: b.span(),
-                    validations: Vec::new(),
-                };
+                let mut d =
+                    Decl { name: name.clone(), ty: Ty::Any, default: None, span: b.span(), validations: Vec::new() };
                 for inner in b.body.iter() {
                     match inner {
                         Structure::Attribute(a) => match a.key.value().as_str() {
@@ -89,10 +84,7 @@ pub(crate) fn declarations<'a>(
                         Ok(v) => d.default = Some(v),
                         Err(m) => errors.push(loc.error(
                             &d.span,
-                            format!(
-                                "the default of variable {name:?} does not fit its type {}: {m}",
-                                d.ty.name()
-                            ),
+                            format!("the default of variable {name:?} does not fit its type {}: {m}", d.ty.name()),
                         )),
                     }
                 }
@@ -111,21 +103,13 @@ pub(crate) fn declarations<'a>(
                                 }
                             };
                             push(
-                                Decl {
-                                    name,
-                                    ty: Ty::Any,
-                                    default,
-                                    span: a.span(),
-                                    validations: Vec::new(),
-                                },
+                                Decl { name, ty: Ty::Any, default, span: a.span(), validations: Vec::new() },
                                 errors,
                                 &mut decls,
                             );
                         }
-                        Structure::Block(other) => errors.push(loc.error(
-                            &other.span(),
-                            "a variables block holds only name = default arguments",
-                        )),
+                        Structure::Block(other) => errors
+                            .push(loc.error(&other.span(), "a variables block holds only name = default arguments")),
                     }
                 }
             }
@@ -153,11 +137,7 @@ pub(crate) fn parse_type(e: &Expression) -> Result<Ty, (Option<Range<usize>>, St
             "any" => Ok(Ty::Any),
             "list" | "set" | "map" => Err((
                 e.span(),
-                format!(
-                    "{} needs an element type, as in {}(string)",
-                    v.value().as_str(),
-                    v.value().as_str()
-                ),
+                format!("{} needs an element type, as in {}(string)", v.value().as_str(), v.value().as_str()),
             )),
             other => Err(bad(e, &format!("{other:?}"))),
         },
@@ -180,17 +160,24 @@ pub(crate) fn parse_type(e: &Expression) -> Result<Ty, (Option<Range<usize>>, St
                             let key = match k {
                                 hcl::edit::expr::ObjectKey::Ident(id) => id.value().as_str().to_string(),
                                 hcl::edit::expr::ObjectKey::Expression(Expression::String(s)) => s.value().clone(),
-                                hcl::edit::expr::ObjectKey::Expression(other) => return Err(bad(other, "attribute name")),
+                                hcl::edit::expr::ObjectKey::Expression(other) => {
+                                    return Err(bad(other, "attribute name"));
+                                }
                             };
                             fields.insert(key, parse_type(v.expr())?);
                         }
                         Ok(Ty::Object(fields))
                     }
-                    other => Err((other.span(), "object(...) takes an object of attribute types, as in object({ name = string })".into())),
+                    other => Err((
+                        other.span(),
+                        "object(...) takes an object of attribute types, as in object({ name = string })".into(),
+                    )),
                 },
                 "tuple" => match args[0] {
                     Expression::Array(a) => Ok(Ty::Tuple(a.iter().map(parse_type).collect::<Result<_, _>>()?)),
-                    other => Err((other.span(), "tuple(...) takes a list of types, as in tuple([string, number])".into())),
+                    other => {
+                        Err((other.span(), "tuple(...) takes a list of types, as in tuple([string, number])".into()))
+                    }
                 },
                 other => Err(bad(e, &format!("{other}(...)"))),
             }
@@ -225,28 +212,20 @@ pub(crate) fn resolve(
             values.insert(d.name.clone(), v.clone());
         }
     }
-    let mut set = |name: &str,
-                   v: Val,
-                   ty: &Ty,
-                   origin: &dyn Fn(String) -> JobspecError,
-                   errors: &mut Vec<JobspecError>| match convert(&v, ty) {
-        Ok(v) => {
-            values.insert(name.to_string(), v);
-        }
-        Err(m) => errors.push(origin(format!(
-            "invalid value for variable {name:?} (type {}): {m}",
-            ty.name()
-        ))),
-    };
+    let mut set =
+        |name: &str, v: Val, ty: &Ty, origin: &dyn Fn(String) -> JobspecError, errors: &mut Vec<JobspecError>| {
+            match convert(&v, ty) {
+                Ok(v) => {
+                    values.insert(name.to_string(), v);
+                }
+                Err(m) => errors.push(origin(format!("invalid value for variable {name:?} (type {}): {m}", ty.name()))),
+            }
+        };
     for d in decls {
         let key = format!("NOMAD_VAR_{}", d.name);
         if let Some(text) = env.env_var(&key) {
-            let origin = |m: String| JobspecError {
-                file: format!("environment {key}"),
-                line: 0,
-                column: 0,
-                message: m,
-            };
+            let origin =
+                |m: String| JobspecError { file: format!("environment {key}"), line: 0, column: 0, message: m };
             match text_value(&text, &d.ty, env) {
                 Ok(v) => set(&d.name, v, &d.ty, &origin, errors),
                 Err(m) => errors.push(origin(m)),
@@ -256,12 +235,7 @@ pub(crate) fn resolve(
     for src in &inputs.sources {
         match src {
             VarSource::Flag { name, value } => {
-                let origin = |m: String| JobspecError {
-                    file: format!("-var {name}"),
-                    line: 0,
-                    column: 0,
-                    message: m,
-                };
+                let origin = |m: String| JobspecError { file: format!("-var {name}"), line: 0, column: 0, message: m };
                 match decl(name) {
                     None => errors.push(origin(format!("variable {name:?} is set with -var but not declared in {}; add a variable \"{name}\" {{}} block", loc.file))),
                     Some(d) => match text_value(value, &d.ty, env) {
@@ -271,10 +245,7 @@ pub(crate) fn resolve(
                 }
             }
             VarSource::File { path, contents } => {
-                let floc = Locator {
-                    file: path,
-                    src: contents,
-                };
+                let floc = Locator { file: path, src: contents };
                 for (name, v, span) in var_file(path, contents, env, &floc, errors) {
                     let origin = |m: String| floc.error(&span, m);
                     match decl(&name) {
@@ -311,15 +282,9 @@ fn var_file(
 ) -> Vec<Setting> {
     if path.ends_with(".json") {
         return match serde_json::from_str::<serde_json::Value>(contents) {
-            Ok(serde_json::Value::Object(o)) => o
-                .iter()
-                .map(|(k, v)| (k.clone(), Val::from_json(v), None))
-                .collect(),
+            Ok(serde_json::Value::Object(o)) => o.iter().map(|(k, v)| (k.clone(), Val::from_json(v), None)).collect(),
             Ok(_) => {
-                errors.push(floc.error(
-                    &Some(0..0),
-                    "a JSON var file must hold one object of name: value pairs",
-                ));
+                errors.push(floc.error(&Some(0..0), "a JSON var file must hold one object of name: value pairs"));
                 vec![]
             }
             Err(e) => {
@@ -353,20 +318,13 @@ fn var_file(
                 Ok(v) => out.push((a.key.value().as_str().to_string(), v, a.span())),
                 Err(e) => errors.push(floc.error(&e.span, e.msg)),
             },
-            Structure::Block(b) => {
-                errors.push(floc.error(&b.span(), "a var file holds only name = value arguments"))
-            }
+            Structure::Block(b) => errors.push(floc.error(&b.span(), "a var file holds only name = value arguments")),
         }
     }
     out
 }
 
-pub(crate) fn validate(
-    ev: &Evaluator<'_>,
-    decls: &[Decl<'_>],
-    loc: &Locator<'_>,
-    errors: &mut Vec<JobspecError>,
-) {
+pub(crate) fn validate(ev: &Evaluator<'_>, decls: &[Decl<'_>], loc: &Locator<'_>, errors: &mut Vec<JobspecError>) {
     for d in decls {
         if !ev.vars.contains_key(&d.name) {
             continue;
@@ -375,26 +333,17 @@ pub(crate) fn validate(
             let mut scope = Scope::new();
             match ev.eval(cond, &mut scope).and_then(|v| {
                 v.to_bool().map_err(|m| {
-                    EvalError::new(
-                        cond.span(),
-                        format!("a validation condition must be true or false: {m}"),
-                    )
+                    EvalError::new(cond.span(), format!("a validation condition must be true or false: {m}"))
                 })
             }) {
                 Ok(true) => {}
                 Ok(false) => {
                     let text = match msg.map(|m| ev.eval(m, &mut scope)) {
                         Some(Ok(v)) => v.to_str().unwrap_or_else(|_| "validation failed".into()),
-                        Some(Err(e)) => format!(
-                            "validation failed (and its error_message failed too: {})",
-                            e.msg
-                        ),
+                        Some(Err(e)) => format!("validation failed (and its error_message failed too: {})", e.msg),
                         None => "validation failed".into(),
                     };
-                    errors.push(loc.error(
-                        &cond.span(),
-                        format!("invalid value for variable {:?}: {text}", d.name),
-                    ));
+                    errors.push(loc.error(&cond.span(), format!("invalid value for variable {:?}: {text}", d.name)));
                 }
                 Err(e) => errors.push(loc.error(&e.span, e.msg)),
             }
@@ -420,20 +369,18 @@ pub(crate) fn register_locals<'a>(
                     let name = a.key.value().as_str().to_string();
                     match locals.entry(name) {
                         std::collections::btree_map::Entry::Occupied(o) => {
-                            errors.push(loc.error(
-                                &a.span(),
-                                format!("local value {:?} is defined more than once", o.key()),
-                            ));
+                            errors.push(
+                                loc.error(&a.span(), format!("local value {:?} is defined more than once", o.key())),
+                            );
                         }
                         std::collections::btree_map::Entry::Vacant(v) => {
                             v.insert(LocalState::Pending(&a.value));
                         }
                     }
                 }
-                Structure::Block(other) => errors.push(loc.error(
-                    &other.span(),
-                    "a locals block holds only name = expression arguments",
-                )),
+                Structure::Block(other) => {
+                    errors.push(loc.error(&other.span(), "a locals block holds only name = expression arguments"))
+                }
             }
         }
     }
@@ -451,8 +398,7 @@ impl hcl::edit::visit::Visit for LocalRefs<'_> {
             Expression::Variable(v) if v.value().as_str() == "local" => {
                 self.found.extend(self.names.iter().cloned());
             }
-            Expression::Traversal(t) if matches!(&t.expr, Expression::Variable(v) if v.value().as_str() == "local") =>
-            {
+            Expression::Traversal(t) if matches!(&t.expr, Expression::Variable(v) if v.value().as_str() == "local") => {
                 match t.operators.first().map(|o| o.value()) {
                     Some(hcl::edit::expr::TraversalOperator::GetAttr(id)) => {
                         self.found.push(id.value().as_str().to_string())
@@ -472,24 +418,16 @@ impl hcl::edit::visit::Visit for LocalRefs<'_> {
 
 /// Evaluates every local once, dependencies first, so evaluation never recurses through
 /// chains of locals; members of a cycle are reported once per cycle.
-pub(crate) fn evaluate_locals(
-    ev: &Evaluator<'_>,
-    loc: &Locator<'_>,
-    errors: &mut Vec<JobspecError>,
-) {
+pub(crate) fn evaluate_locals(ev: &Evaluator<'_>, loc: &Locator<'_>, errors: &mut Vec<JobspecError>) {
     use hcl::edit::visit::Visit as _;
     let names: Vec<String> = ev.locals.borrow().keys().cloned().collect();
     let mut deps: BTreeMap<String, Vec<String>> = BTreeMap::new();
     let mut exprs: BTreeMap<String, Option<Range<usize>>> = BTreeMap::new();
     for (name, state) in ev.locals.borrow().iter() {
         if let LocalState::Pending(e) = state {
-            let mut v = LocalRefs {
-                names: &names,
-                found: Vec::new(),
-            };
+            let mut v = LocalRefs { names: &names, found: Vec::new() };
             v.visit_expr(e);
-            let mut found: Vec<String> =
-                v.found.into_iter().filter(|n| names.contains(n)).collect();
+            let mut found: Vec<String> = v.found.into_iter().filter(|n| names.contains(n)).collect();
             found.sort();
             found.dedup();
             deps.insert(name.clone(), found);
@@ -514,11 +452,7 @@ pub(crate) fn evaluate_locals(
     }
     // What is left is in a cycle or depends on one.
     let mut reported: std::collections::BTreeSet<String> = std::collections::BTreeSet::new();
-    let left: Vec<String> = deps
-        .keys()
-        .filter(|n| !done.contains(*n))
-        .cloned()
-        .collect();
+    let left: Vec<String> = deps.keys().filter(|n| !done.contains(*n)).cloned().collect();
     for start in &left {
         if reported.contains(start) {
             continue;
@@ -526,11 +460,7 @@ pub(crate) fn evaluate_locals(
         let mut path: Vec<String> = vec![start.clone()];
         let mut cur = start.clone();
         let cycle = loop {
-            let Some(next) = deps
-                .get(&cur)
-                .and_then(|d| d.iter().find(|x| !done.contains(*x)))
-                .cloned()
-            else {
+            let Some(next) = deps.get(&cur).and_then(|d| d.iter().find(|x| !done.contains(*x))).cloned() else {
                 break None;
             };
             if let Some(pos) = path.iter().position(|p| *p == next) {
@@ -547,10 +477,7 @@ pub(crate) fn evaluate_locals(
             chain.push(format!("local.{}", members[0]));
             errors.push(loc.error(
                 &exprs.get(&members[0]).cloned().flatten(),
-                format!(
-                    "locals refer to each other in a cycle: {}",
-                    chain.join(" -> ")
-                ),
+                format!("locals refer to each other in a cycle: {}", chain.join(" -> ")),
             ));
             reported.extend(members);
         }

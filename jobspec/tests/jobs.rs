@@ -7,12 +7,8 @@ use serde_json::json;
 use stead_jobspec::{VarInputs, parse_hcl};
 
 fn golden(name: &str) {
-    let out = parse_fixture(
-        &format!("{name}.nomad.hcl"),
-        &VarInputs::new(),
-        &FakeEnv::new(),
-    )
-    .unwrap_or_else(|e| panic!("{name} should parse:\n{e}"));
+    let out = parse_fixture(&format!("{name}.nomad.hcl"), &VarInputs::new(), &FakeEnv::new())
+        .unwrap_or_else(|e| panic!("{name} should parse:\n{e}"));
     check_golden(&format!("{name}.json"), &out);
 }
 
@@ -83,17 +79,11 @@ fn prod_settings_come_from_a_var_file() {
 
 #[test]
 fn prod_with_extra_datacenters_from_a_list_flag() {
-    let inputs = VarInputs::new()
-        .flag("environment", "prod")
-        .flag("image_tag", "3")
-        .flag("extra_dcs", r#"["us-1"]"#);
+    let inputs = VarInputs::new().flag("environment", "prod").flag("image_tag", "3").flag("extra_dcs", r#"["us-1"]"#);
     let out = parse_fixture("env_select.nomad.hcl", &inputs, &FakeEnv::new()).expect("parses");
     assert_eq!(out["Job"]["Datacenters"], json!(["eu-1", "eu-2", "us-1"]));
     assert_eq!(out["Job"]["TaskGroups"][0]["Count"], json!(5));
-    assert_eq!(
-        out["Job"]["TaskGroups"][0]["Tasks"][0]["Config"]["image"],
-        json!("registry.example/web:3")
-    );
+    assert_eq!(out["Job"]["TaskGroups"][0]["Tasks"][0]["Config"]["image"], json!("registry.example/web:3"));
 }
 
 #[test]
@@ -123,10 +113,7 @@ fn connect_ui_multiregion_actions_numa_and_task_scaling() {
 #[test]
 fn file_and_fileset_resolve_against_the_job_files_directory() {
     let env = FakeEnv::new()
-        .file(
-            "/srv/jobs/conf/app.tmpl",
-            "port={{ env \"NOMAD_PORT_http\" }}\n",
-        )
+        .file("/srv/jobs/conf/app.tmpl", "port={{ env \"NOMAD_PORT_http\" }}\n")
         .file("/srv/jobs/conf/extra.tmpl", "x")
         .file("/srv/jobs/conf/readme.md", "y");
     let src = r#"job "f" {
@@ -144,10 +131,7 @@ fn file_and_fileset_resolve_against_the_job_files_directory() {
   }
 }"#;
     let out = parse_hcl(src, "/srv/jobs/f.nomad.hcl", &VarInputs::new(), &env).expect("parses");
-    assert_eq!(
-        out["Job"]["Meta"]["templates"],
-        json!("app.tmpl,extra.tmpl")
-    );
+    assert_eq!(out["Job"]["Meta"]["templates"], json!("app.tmpl,extra.tmpl"));
     assert_eq!(
         out["Job"]["TaskGroups"][0]["Tasks"][0]["Templates"][0]["EmbeddedTmpl"],
         json!("port={{ env \"NOMAD_PORT_http\" }}\n")
@@ -176,9 +160,6 @@ fn job_and_group_vault_blocks_are_copied_into_tasks_without_one() {
     let groups = &out["Job"]["TaskGroups"];
     assert_eq!(groups[0]["Tasks"][0]["Vault"], json!({"Role": "job-role"}));
     assert_eq!(groups[0]["Tasks"][1]["Vault"], json!({"Role": "task-role"}));
-    assert_eq!(
-        groups[1]["Tasks"][0]["Vault"],
-        json!({"Role": "group-role"})
-    );
+    assert_eq!(groups[1]["Tasks"][0]["Vault"], json!({"Role": "group-role"}));
     assert!(out["Job"].get("Vault").is_none() && groups[1].get("Vault").is_none());
 }

@@ -209,11 +209,7 @@ proptest! {
 #[test]
 fn unknown_function_with_multibyte_name_is_an_error() {
     let e = eval_expr("loéwer(\"x\")", &FakeEnv::new()).unwrap_err();
-    assert!(
-        e.to_string()
-            .contains("there is no function named \"loéwer\""),
-        "{e}"
-    );
+    assert!(e.to_string().contains("there is no function named \"loéwer\""), "{e}");
 }
 
 #[test]
@@ -224,26 +220,16 @@ fn range_beyond_float_precision_terminates() {
 
 #[test]
 fn pathological_inputs_fail_cleanly() {
-    let deep = format!(
-        "job \"j\" {{ name = {}1{} }}",
-        "[".repeat(5000),
-        "]".repeat(5000)
-    );
+    let deep = format!("job \"j\" {{ name = {}1{} }}", "[".repeat(5000), "]".repeat(5000));
     assert!(parse_hcl(&deep, "d.hcl", &VarInputs::new(), &FakeEnv::new()).is_err());
     let huge = "locals { x = [for a in range(100000) : [for b in range(100000) : a * b]] }\njob \"j\" {\n  group \"g\" {}\n}\n";
     let e = parse_hcl(huge, "h.hcl", &VarInputs::new(), &FakeEnv::new()).unwrap_err();
     assert!(e.to_string().contains("more than"), "{e}");
-    let doubling: String = (0..40)
-        .map(|i| format!("  d{} = \"${{local.d{i}}}${{local.d{i}}}\"\n", i + 1))
-        .collect();
-    let src = format!(
-        "locals {{\n  d0 = \"xxxxxxxxxxxxxxxx\"\n{doubling}}}\njob \"j\" {{\n  group \"g\" {{}}\n}}\n"
-    );
+    let doubling: String = (0..40).map(|i| format!("  d{} = \"${{local.d{i}}}${{local.d{i}}}\"\n", i + 1)).collect();
+    let src = format!("locals {{\n  d0 = \"xxxxxxxxxxxxxxxx\"\n{doubling}}}\njob \"j\" {{\n  group \"g\" {{}}\n}}\n");
     let e = parse_hcl(&src, "d.hcl", &VarInputs::new(), &FakeEnv::new()).unwrap_err();
     assert!(e.to_string().contains("longer than"), "{e}");
-    let chain: String = (0..500)
-        .map(|i| format!("  l{i} = local.l{}\n", i + 1))
-        .collect();
+    let chain: String = (0..500).map(|i| format!("  l{i} = local.l{}\n", i + 1)).collect();
     let src = format!(
         "locals {{\n{chain}  l500 = 1\n}}\njob \"j\" {{\n  name = tostring(local.l0)\n  group \"g\" {{}}\n}}\n"
     );

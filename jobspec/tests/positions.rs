@@ -26,8 +26,7 @@ fn pos_of(src: &str, needle: &str) -> (usize, usize) {
 }
 
 fn parse(src: &str) -> (Value, SourceMap) {
-    parse_hcl_with_positions(src, "web.nomad.hcl", &VarInputs::new(), &FakeEnv::new())
-        .unwrap_or_else(|e| panic!("{e}"))
+    parse_hcl_with_positions(src, "web.nomad.hcl", &VarInputs::new(), &FakeEnv::new()).unwrap_or_else(|e| panic!("{e}"))
 }
 
 const WEB: &str = r#"# The web job.
@@ -102,23 +101,11 @@ fn blocks_and_arguments_have_their_positions() {
     assert_eq!(p.get("TaskGroups[0].Tasks[1]"), at("task \"server\""));
     assert_eq!(p.get("TaskGroups[0].Tasks[1].Name"), at("task \"server\""));
     assert_eq!(p.get("TaskGroups[0].Tasks[1].Config[image]"), at("image"));
-    assert_eq!(
-        p.get("TaskGroups[0].Tasks[1].Resources.CPU"),
-        at("cpu = 500")
-    );
+    assert_eq!(p.get("TaskGroups[0].Tasks[1].Resources.CPU"), at("cpu = 500"));
     // Port labels: static ports are ReservedPorts, the others DynamicPorts.
-    assert_eq!(
-        p.get("TaskGroups[0].Networks[0].ReservedPorts[0].Label"),
-        at("port \"http\"")
-    );
-    assert_eq!(
-        p.get("TaskGroups[0].Networks[0].ReservedPorts[0].Value"),
-        at("static")
-    );
-    assert_eq!(
-        p.get("TaskGroups[0].Networks[0].DynamicPorts[0].Label"),
-        at("port \"metrics\"")
-    );
+    assert_eq!(p.get("TaskGroups[0].Networks[0].ReservedPorts[0].Label"), at("port \"http\""));
+    assert_eq!(p.get("TaskGroups[0].Networks[0].ReservedPorts[0].Value"), at("static"));
+    assert_eq!(p.get("TaskGroups[0].Networks[0].DynamicPorts[0].Label"), at("port \"metrics\""));
 }
 
 #[test]
@@ -127,22 +114,10 @@ fn a_value_the_file_does_not_set_is_found_at_its_enclosing_block() {
     let at = |needle: &str| Some(pos_of(WEB, needle));
     // Defaulted fields.
     assert_eq!(p.get("TaskGroups[0].Tasks[1].Resources.MemoryMB"), None);
-    assert_eq!(
-        p.locate("TaskGroups[0].Tasks[1].Resources.MemoryMB"),
-        at("resources {")
-    );
-    assert_eq!(
-        p.locate("TaskGroups[0].Tasks[1].KillTimeout"),
-        at("task \"server\"")
-    );
-    assert_eq!(
-        p.locate("TaskGroups[0].Networks[0].DynamicPorts[0].To"),
-        at("port \"metrics\"")
-    );
-    assert_eq!(
-        p.locate("TaskGroups[0].EphemeralDisk.SizeMB"),
-        at("group \"api\"")
-    );
+    assert_eq!(p.locate("TaskGroups[0].Tasks[1].Resources.MemoryMB"), at("resources {"));
+    assert_eq!(p.locate("TaskGroups[0].Tasks[1].KillTimeout"), at("task \"server\""));
+    assert_eq!(p.locate("TaskGroups[0].Networks[0].DynamicPorts[0].To"), at("port \"metrics\""));
+    assert_eq!(p.locate("TaskGroups[0].EphemeralDisk.SizeMB"), at("group \"api\""));
     assert_eq!(p.locate("Region"), at("job \"web\""));
     // Inside an argument's value.
     assert_eq!(p.locate("Datacenters[0]"), at("datacenters"));
@@ -170,14 +145,8 @@ fn dynamic_blocks_are_found_at_the_dynamic_block() {
 }
 "#;
     let (_, p) = parse(src);
-    assert_eq!(
-        p.get("TaskGroups[0].Tasks[0].Templates[1]"),
-        Some(pos_of(src, "dynamic"))
-    );
-    assert_eq!(
-        p.get("TaskGroups[0].Tasks[0].Templates[1].DestPath"),
-        Some(pos_of(src, "destination"))
-    );
+    assert_eq!(p.get("TaskGroups[0].Tasks[0].Templates[1]"), Some(pos_of(src, "dynamic")));
+    assert_eq!(p.get("TaskGroups[0].Tasks[0].Templates[1].DestPath"), Some(pos_of(src, "destination")));
 }
 
 #[test]
@@ -202,18 +171,9 @@ fn vault_copied_into_tasks_points_at_the_vault_block() {
     let (json, p) = parse(src);
     assert!(json["Job"].get("Vault").is_none());
     assert_eq!(p.get("Vault"), None);
-    assert_eq!(
-        p.get("TaskGroups[0].Tasks[0].Vault"),
-        Some(pos_of(src, "vault"))
-    );
-    assert_eq!(
-        p.get("TaskGroups[0].Tasks[0].Vault.Policies"),
-        Some(pos_of(src, "policies"))
-    );
-    assert_eq!(
-        p.get("TaskGroups[0].Tasks[1].Vault"),
-        Some(pos_of_nth(src, "vault", 1))
-    );
+    assert_eq!(p.get("TaskGroups[0].Tasks[0].Vault"), Some(pos_of(src, "vault")));
+    assert_eq!(p.get("TaskGroups[0].Tasks[0].Vault.Policies"), Some(pos_of(src, "policies")));
+    assert_eq!(p.get("TaskGroups[0].Tasks[1].Vault"), Some(pos_of_nth(src, "vault", 1)));
     assert_eq!(p.get("TaskGroups[0].Tasks[1].Vault.Policies"), None);
 }
 
@@ -243,11 +203,7 @@ fn lookup<'v>(root: &'v Value, path: &str) -> Option<&'v Value> {
 
 /// Paths that exist only once the job is canonicalized (copied from the job or group level).
 fn inherited(path: &str) -> bool {
-    let Some(in_group) = path
-        .strip_prefix("TaskGroups[")
-        .and_then(|r| r.split_once("]."))
-        .map(|(_, r)| r)
-    else {
+    let Some(in_group) = path.strip_prefix("TaskGroups[").and_then(|r| r.split_once("].")).map(|(_, r)| r) else {
         return false;
     };
     ["Update", "Migrate", "ReschedulePolicy", "Count"]
@@ -258,9 +214,7 @@ fn inherited(path: &str) -> bool {
 
 #[test]
 fn every_recorded_path_names_a_value_of_the_json() {
-    let env = FakeEnv::new()
-        .file("fixtures/files/app.conf", "x")
-        .file("fixtures/app.conf", "x");
+    let env = FakeEnv::new().file("fixtures/files/app.conf", "x").file("fixtures/app.conf", "x");
     let dir = format!("{}/tests/fixtures", env!("CARGO_MANIFEST_DIR"));
     let mut checked = 0;
     let mut names: Vec<_> = std::fs::read_dir(&dir)
@@ -271,17 +225,13 @@ fn every_recorded_path_names_a_value_of_the_json() {
     names.sort();
     for name in names {
         let (path, src) = common::fixture(&name);
-        let Ok((json, positions)) = parse_hcl_with_positions(&src, &path, &VarInputs::new(), &env)
-        else {
+        let Ok((json, positions)) = parse_hcl_with_positions(&src, &path, &VarInputs::new(), &env) else {
             continue;
         };
         let job = &json["Job"];
         for (p, (line, column)) in positions.iter() {
             assert!(line >= 1 && column >= 1, "{name}: {p}");
-            assert!(
-                lookup(job, p).is_some() || inherited(p),
-                "{name}: {p} ({line}:{column}) is not in the JSON"
-            );
+            assert!(lookup(job, p).is_some() || inherited(p), "{name}: {p} ({line}:{column}) is not in the JSON");
         }
         checked += 1;
     }
@@ -302,10 +252,7 @@ fn validation_errors(src: &str) -> (Vec<(String, usize, usize)>, Vec<String>) {
             (e.path.clone(), line, column)
         })
         .collect();
-    let shown = errs
-        .iter()
-        .map(|e| positions.validation_error(e).to_string())
-        .collect();
+    let shown = errs.iter().map(|e| positions.validation_error(e).to_string()).collect();
     (located, shown)
 }
 
@@ -353,21 +300,14 @@ fn validation_errors_are_located_in_the_file() {
     };
     expect("TaskGroups[0].Count", "count = -1", 0);
     expect("TaskGroups[0].Tasks[0].Lifecycle.Hook", "hook", 0);
-    expect(
-        "TaskGroups[0].Networks[1].DynamicPorts[0].Label",
-        "port \"http\"",
-        1,
-    );
+    expect("TaskGroups[0].Networks[1].DynamicPorts[0].Label", "port \"http\"", 1);
     // From the job-level update block, checked at the job and again in the group it is merged
     // into.
     expect("Update.Canary", "canary", 0);
     expect("TaskGroups[0].Update.Canary", "canary", 0);
     let (line, column) = pos_of(src, "count = -1");
     let count = format!("web.nomad.hcl:{line}:{column}: TaskGroups[0].Count: ");
-    assert!(
-        shown.iter().any(|s| s.starts_with(&count)),
-        "no {count:?} in {shown:#?}"
-    );
+    assert!(shown.iter().any(|s| s.starts_with(&count)), "no {count:?} in {shown:#?}");
     // Every error has a position inside the file.
     let lines = src.lines().count();
     for (path, line, column) in &located {
@@ -394,14 +334,7 @@ fn a_defaulted_field_error_points_at_the_enclosing_block() {
 "#;
     let (located, _) = validation_errors(src);
     let (line, column) = pos_of(src, "lifecycle");
-    assert!(
-        located.contains(&(
-            "TaskGroups[0].Tasks[0].Lifecycle.Hook".to_string(),
-            line,
-            column
-        )),
-        "{located:#?}"
-    );
+    assert!(located.contains(&("TaskGroups[0].Tasks[0].Lifecycle.Hook".to_string(), line, column)), "{located:#?}");
 }
 
 #[test]
@@ -423,8 +356,5 @@ fn duplicate_task_names_are_rejected_by_the_parser_at_the_second_task() {
     let (line, column) = pos_of_nth(src, "task \"t\"", 1);
     assert_eq!(err.errors.len(), 1, "{err}");
     assert_eq!((err.errors[0].line, err.errors[0].column), (line, column));
-    assert!(
-        err.errors[0].message.contains("defined more than once"),
-        "{err}"
-    );
+    assert!(err.errors[0].message.contains("defined more than once"), "{err}");
 }

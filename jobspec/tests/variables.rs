@@ -23,10 +23,7 @@ job "j" {
 fn value_of(decls: &str, vars: &VarInputs, env: &FakeEnv) -> Result<Value, JobspecErrors> {
     let src = format!("{decls}\n{JOB}");
     let out = parse_hcl(&src, "vars.nomad.hcl", vars, env)?;
-    let text = out["Job"]["Meta"]["v"]
-        .as_str()
-        .expect("meta v is a string")
-        .to_string();
+    let text = out["Job"]["Meta"]["v"].as_str().expect("meta v is a string").to_string();
     Ok(serde_json::from_str(&text).expect("jsonencode output is JSON"))
 }
 
@@ -44,66 +41,41 @@ const STRING_VAR: &str = r#"variable "v" {
 
 #[test]
 fn default_is_used_without_inputs() {
-    assert_eq!(
-        value_of(STRING_VAR, &VarInputs::new(), &FakeEnv::new()).unwrap(),
-        json!("default")
-    );
+    assert_eq!(value_of(STRING_VAR, &VarInputs::new(), &FakeEnv::new()).unwrap(), json!("default"));
 }
 
 #[test]
 fn env_var_overrides_default() {
     let env = FakeEnv::new().var("NOMAD_VAR_v", "from-env");
-    assert_eq!(
-        value_of(STRING_VAR, &VarInputs::new(), &env).unwrap(),
-        json!("from-env")
-    );
+    assert_eq!(value_of(STRING_VAR, &VarInputs::new(), &env).unwrap(), json!("from-env"));
 }
 
 #[test]
 fn var_file_overrides_env_var() {
     let env = FakeEnv::new().var("NOMAD_VAR_v", "from-env");
     let vars = VarInputs::new().file("x.vars.hcl", "v = \"from-file\"\n");
-    assert_eq!(
-        value_of(STRING_VAR, &vars, &env).unwrap(),
-        json!("from-file")
-    );
+    assert_eq!(value_of(STRING_VAR, &vars, &env).unwrap(), json!("from-file"));
 }
 
 #[test]
 fn flags_and_files_apply_in_command_line_order() {
     let env = FakeEnv::new().var("NOMAD_VAR_v", "from-env");
-    let file_last = VarInputs::new()
-        .flag("v", "from-flag")
-        .file("x.vars.hcl", "v = \"from-file\"");
-    assert_eq!(
-        value_of(STRING_VAR, &file_last, &env).unwrap(),
-        json!("from-file")
-    );
-    let flag_last = VarInputs::new()
-        .file("x.vars.hcl", "v = \"from-file\"")
-        .flag("v", "from-flag");
-    assert_eq!(
-        value_of(STRING_VAR, &flag_last, &env).unwrap(),
-        json!("from-flag")
-    );
+    let file_last = VarInputs::new().flag("v", "from-flag").file("x.vars.hcl", "v = \"from-file\"");
+    assert_eq!(value_of(STRING_VAR, &file_last, &env).unwrap(), json!("from-file"));
+    let flag_last = VarInputs::new().file("x.vars.hcl", "v = \"from-file\"").flag("v", "from-flag");
+    assert_eq!(value_of(STRING_VAR, &flag_last, &env).unwrap(), json!("from-flag"));
 }
 
 #[test]
 fn json_var_file_is_accepted() {
     let vars = VarInputs::new().file("x.vars.json", r#"{"v": "from-json"}"#);
-    assert_eq!(
-        value_of(STRING_VAR, &vars, &FakeEnv::new()).unwrap(),
-        json!("from-json")
-    );
+    assert_eq!(value_of(STRING_VAR, &vars, &FakeEnv::new()).unwrap(), json!("from-json"));
 }
 
 #[test]
 fn flag_arg_splits_name_and_value_at_the_first_equals() {
     let vars = VarInputs::new().flag_arg("v=a=b").unwrap();
-    assert_eq!(
-        value_of(STRING_VAR, &vars, &FakeEnv::new()).unwrap(),
-        json!("a=b")
-    );
+    assert_eq!(value_of(STRING_VAR, &vars, &FakeEnv::new()).unwrap(), json!("a=b"));
     assert!(VarInputs::new().flag_arg("novalue").is_err());
 }
 
@@ -115,11 +87,7 @@ fn typed_flags_are_read_as_hcl_and_converted() {
         ("list(string)", r#"["a", "b"]"#, json!(["a", "b"])),
         ("list(number)", r#"["1", 2]"#, json!([1, 2])),
         ("set(string)", r#"["b", "a", "b"]"#, json!(["a", "b"])),
-        (
-            "map(number)",
-            r#"{a = 1, b = "2"}"#,
-            json!({"a": 1, "b": 2}),
-        ),
+        ("map(number)", r#"{a = 1, b = "2"}"#, json!({"a": 1, "b": 2})),
         (
             "object({name = string, port = number})",
             r#"{name = "x", port = "80", extra = true}"#,
@@ -143,24 +111,14 @@ fn defaults_are_converted_to_the_declared_type() {
   type    = map(string)
   default = { a = 1, b = true }
 }"#;
-    assert_eq!(
-        value_of(decl, &VarInputs::new(), &FakeEnv::new()).unwrap(),
-        json!({"a": "1", "b": "true"})
-    );
+    assert_eq!(value_of(decl, &VarInputs::new(), &FakeEnv::new()).unwrap(), json!({"a": "1", "b": "true"}));
 }
 
 #[test]
 fn value_of_the_wrong_type_is_an_error_naming_the_variable_and_type() {
     let decl = "variable \"v\" {\n  type = number\n}";
-    let e = err_text(
-        decl,
-        &VarInputs::new().flag("v", "\"abc\""),
-        &FakeEnv::new(),
-    );
-    assert!(
-        e.contains("invalid value for variable \"v\" (type number)"),
-        "{e}"
-    );
+    let e = err_text(decl, &VarInputs::new().flag("v", "\"abc\""), &FakeEnv::new());
+    assert!(e.contains("invalid value for variable \"v\" (type number)"), "{e}");
     let obj = "variable \"v\" {\n  type = object({a = string})\n}";
     let e = err_text(obj, &VarInputs::new().flag("v", "{b = 1}"), &FakeEnv::new());
     assert!(e.contains("attribute \"a\" is required"), "{e}");
@@ -171,9 +129,7 @@ fn required_variable_without_value_names_variable_and_declaration() {
     let decl = "\n\nvariable \"image\" {\n  type = string\n}\nvariable \"v\" {\n  default = 1\n}";
     let e = err_text(decl, &VarInputs::new(), &FakeEnv::new());
     assert!(
-        e.starts_with(
-            "vars.nomad.hcl:3:1: variable \"image\" (declared at vars.nomad.hcl:3:1) needs a value"
-        ),
+        e.starts_with("vars.nomad.hcl:3:1: variable \"image\" (declared at vars.nomad.hcl:3:1) needs a value"),
         "{e}"
     );
     assert!(e.contains("NOMAD_VAR_image"), "{e}");
@@ -181,20 +137,10 @@ fn required_variable_without_value_names_variable_and_declaration() {
 
 #[test]
 fn undeclared_flag_and_var_file_entries_are_errors() {
-    let vars = VarInputs::new()
-        .flag("nope", "1")
-        .file("x.vars.hcl", "\nalso_nope = 2\n");
+    let vars = VarInputs::new().flag("nope", "1").file("x.vars.hcl", "\nalso_nope = 2\n");
     let e = err_text(STRING_VAR, &vars, &FakeEnv::new());
-    assert!(
-        e.contains("-var nope: variable \"nope\" is set with -var but not declared"),
-        "{e}"
-    );
-    assert!(
-        e.contains(
-            "x.vars.hcl:2:1: variable \"also_nope\" is set in this var file but not declared"
-        ),
-        "{e}"
-    );
+    assert!(e.contains("-var nope: variable \"nope\" is set with -var but not declared"), "{e}");
+    assert!(e.contains("x.vars.hcl:2:1: variable \"also_nope\" is set in this var file but not declared"), "{e}");
 }
 
 #[test]
@@ -208,23 +154,14 @@ fn validation_failure_reports_error_message_at_the_condition() {
   }
 }"#;
     let e = err_text(decl, &VarInputs::new(), &FakeEnv::new());
-    assert_eq!(
-        e,
-        "vars.nomad.hcl:5:21: invalid value for variable \"v\": v must be at least 10."
-    );
-    assert_eq!(
-        value_of(decl, &VarInputs::new().flag("v", "12"), &FakeEnv::new()).unwrap(),
-        json!(12)
-    );
+    assert_eq!(e, "vars.nomad.hcl:5:21: invalid value for variable \"v\": v must be at least 10.");
+    assert_eq!(value_of(decl, &VarInputs::new().flag("v", "12"), &FakeEnv::new()).unwrap(), json!(12));
 }
 
 #[test]
 fn variables_shorthand_block_declares_defaults() {
     let decl = "variables {\n  v = [\"x\"]\n}";
-    assert_eq!(
-        value_of(decl, &VarInputs::new(), &FakeEnv::new()).unwrap(),
-        json!(["x"])
-    );
+    assert_eq!(value_of(decl, &VarInputs::new(), &FakeEnv::new()).unwrap(), json!(["x"]));
 }
 
 #[test]
@@ -254,12 +191,7 @@ fn local_cycle_is_reported_with_its_members() {
     let src = "locals {\n  a = local.b\n  b = local.c\n  c = local.a\n}\njob \"j\" {\n  group \"g\" {\n    task \"t\" { driver = \"exec\" }\n  }\n}\n";
     let e = parse_hcl(src, "c.nomad.hcl", &VarInputs::new(), &FakeEnv::new()).unwrap_err();
     assert_eq!(e.errors.len(), 1, "{e}");
-    assert!(
-        e.errors[0]
-            .message
-            .contains("cycle: local.a -> local.b -> local.c -> local.a"),
-        "{e}"
-    );
+    assert!(e.errors[0].message.contains("cycle: local.a -> local.b -> local.c -> local.a"), "{e}");
     assert_eq!((e.errors[0].line, e.errors[0].column), (2, 7));
 }
 

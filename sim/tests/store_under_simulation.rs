@@ -32,7 +32,8 @@ async fn transfers_under_faults() -> (i64, i64, FaultCounts, Duration) {
     })
     .await
     .unwrap();
-    let config = FaultConfig { latency_rate: 0.8, latency_max: Duration::from_millis(50), ..FaultConfig::retryable(0.15) };
+    let config =
+        FaultConfig { latency_rate: 0.8, latency_max: Duration::from_millis(50), ..FaultConfig::retryable(0.15) };
     let (faulty, faults) = fault::wrap(db.clone(), config, madsim::runtime::Handle::current().seed());
     let mut tasks = Vec::new();
     for worker in 0..6i64 {

@@ -16,8 +16,7 @@ use futures::future::BoxFuture;
 
 use crate::error::{Error, ErrorCode, Result, StoreError};
 use crate::types::{
-    CommitInfo, ConflictRangeType, KeyValue, MaybeCommitted, MutationType, RangeOption, RangeResult,
-    ReadMode, Version,
+    CommitInfo, ConflictRangeType, KeyValue, MaybeCommitted, MutationType, RangeOption, RangeResult, ReadMode, Version,
 };
 
 /// What an engine provides: transactions.

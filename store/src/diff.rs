@@ -131,7 +131,11 @@ pub fn diff_jobs(old: &Value, new: &Value) -> JobDiff {
     if task_groups.iter().all(|g| g.kind == DiffType::None) {
         fallback(&mut fields, "TaskGroups", old_obj.get("TaskGroups"), new_obj.get("TaskGroups"));
     }
-    let kind = overall(old, new, fields.is_empty() && objects.is_empty() && task_groups.iter().all(|g| g.kind == DiffType::None));
+    let kind = overall(
+        old,
+        new,
+        fields.is_empty() && objects.is_empty() && task_groups.iter().all(|g| g.kind == DiffType::None),
+    );
     JobDiff { kind, id, fields, objects, task_groups }
 }
 
@@ -155,7 +159,14 @@ fn diff_group(name: &str, old: &Value, new: &Value) -> TaskGroupDiff {
         fallback(&mut fields, "Tasks", old_obj.get("Tasks"), new_obj.get("Tasks"));
     }
     let unchanged = fields.is_empty() && objects.is_empty() && tasks.iter().all(|t| t.kind == DiffType::None);
-    TaskGroupDiff { kind: overall(old, new, unchanged), name: name.to_string(), fields, objects, tasks, updates: BTreeMap::new() }
+    TaskGroupDiff {
+        kind: overall(old, new, unchanged),
+        name: name.to_string(),
+        fields,
+        objects,
+        tasks,
+        updates: BTreeMap::new(),
+    }
 }
 
 /// Added / Deleted when one side is absent, else Edited unless nothing changed.
@@ -190,7 +201,9 @@ fn same(old: Option<&Value>, new: Option<&Value>) -> bool {
 /// `v` without null object members, recursively.
 pub fn normalized(v: &Value) -> Value {
     match v {
-        Value::Object(m) => Value::Object(m.iter().filter(|(_, v)| !v.is_null()).map(|(k, v)| (k.clone(), normalized(v))).collect()),
+        Value::Object(m) => {
+            Value::Object(m.iter().filter(|(_, v)| !v.is_null()).map(|(k, v)| (k.clone(), normalized(v))).collect())
+        }
         Value::Array(a) => Value::Array(a.iter().map(normalized).collect()),
         other => other.clone(),
     }
@@ -292,7 +305,11 @@ fn diff_array(name: &str, old: &Value, new: &Value) -> Vec<ObjectDiff> {
             fields.push(field(name, &Value::Null, v));
         }
         let kind = overall(old, new, fields.is_empty());
-        return if fields.is_empty() { Vec::new() } else { vec![ObjectDiff { kind, name: name.to_string(), fields, objects: Vec::new() }] };
+        return if fields.is_empty() {
+            Vec::new()
+        } else {
+            vec![ObjectDiff { kind, name: name.to_string(), fields, objects: Vec::new() }]
+        };
     }
     let item = singular(name);
     if o.iter().chain(n).all(|v| key_of(v).is_some()) {
@@ -339,7 +356,10 @@ fn diff_named<'a>(old: Option<&'a Value>, new: Option<&'a Value>) -> Vec<(String
 
 /// `Constraints` → `Constraint`, as Nomad names the objects of a list.
 fn singular(name: &str) -> String {
-    name.strip_suffix("ies").map(|s| format!("{s}y")).or_else(|| name.strip_suffix('s').map(str::to_string)).unwrap_or_else(|| name.to_string())
+    name.strip_suffix("ies")
+        .map(|s| format!("{s}y"))
+        .or_else(|| name.strip_suffix('s').map(str::to_string))
+        .unwrap_or_else(|| name.to_string())
 }
 
 fn field(name: &str, old: &Value, new: &Value) -> FieldDiff {
@@ -348,7 +368,13 @@ fn field(name: &str, old: &Value, new: &Value) -> FieldDiff {
         (false, true) => DiffType::Deleted,
         _ => DiffType::Edited,
     };
-    FieldDiff { kind, name: name.to_string(), old: string_of(Some(old)), new: string_of(Some(new)), annotations: Vec::new() }
+    FieldDiff {
+        kind,
+        name: name.to_string(),
+        old: string_of(Some(old)),
+        new: string_of(Some(new)),
+        annotations: Vec::new(),
+    }
 }
 
 /// Renders a diff in Nomad's CLI style: `+`, `-`, `+/-` markers, nested objects indented
@@ -367,7 +393,8 @@ pub fn render(diff: &JobDiff) -> String {
         out.push_str(&format!("{} Task Group: \"{}\"{}\n", marker_or_space(group.kind), group.name, counts));
         render_body(&mut out, &group.fields, &group.objects, 1);
         for task in &group.tasks {
-            let notes = if task.annotations.is_empty() { String::new() } else { format!(" ({})", task.annotations.join(", ")) };
+            let notes =
+                if task.annotations.is_empty() { String::new() } else { format!(" ({})", task.annotations.join(", ")) };
             out.push_str(&format!("  {} Task: \"{}\"{}\n", marker_or_space(task.kind), task.name, notes));
             render_body(&mut out, &task.fields, &task.objects, 2);
         }
@@ -443,7 +470,10 @@ mod tests {
         let d = diff_jobs(&job(), &b);
         assert_eq!(d.kind, DiffType::Edited);
         let names: Vec<_> = d.fields.iter().map(|f| (f.name.as_str(), f.kind)).collect();
-        assert_eq!(names, [("Meta[team]", DiffType::Edited), ("Meta[tier]", DiffType::Added), ("Priority", DiffType::Edited)]);
+        assert_eq!(
+            names,
+            [("Meta[team]", DiffType::Edited), ("Meta[tier]", DiffType::Added), ("Priority", DiffType::Edited)]
+        );
         assert_eq!(d.objects[0].name, "Datacenters");
         let group = &d.task_groups[0];
         assert_eq!(group.kind, DiffType::Edited);

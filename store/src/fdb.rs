@@ -608,7 +608,9 @@ impl TransactionEngine for FdbTransaction {
                             return Err(e);
                         }
                     },
-                    Slot::Busy => return Err(used_during_commit("a commit or on_error of this transaction is under way")),
+                    Slot::Busy => {
+                        return Err(used_during_commit("a commit or on_error of this transaction is under way"));
+                    }
                 }
             };
             let busy = self.busy();

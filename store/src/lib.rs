@@ -16,9 +16,9 @@ pub mod diff;
 pub mod embedded;
 pub mod error;
 pub mod fault;
-pub mod model;
 #[cfg(all(feature = "fdb", not(madsim)))]
 pub mod fdb;
+pub mod model;
 pub mod mutation;
 pub mod schema;
 pub mod types;

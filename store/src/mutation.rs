@@ -90,7 +90,8 @@ pub fn check_versionstamp_template(template: &[u8]) -> Result<(usize, usize)> {
 /// The template with its placeholder replaced by `stamp` and the offset suffix removed.
 /// The template must have passed `check_versionstamp_template`.
 pub fn place_versionstamp(template: &[u8], stamp: Versionstamp) -> Bytes {
-    let (body_len, offset) = check_versionstamp_template(template).expect("template checked when the mutation was added");
+    let (body_len, offset) =
+        check_versionstamp_template(template).expect("template checked when the mutation was added");
     let mut out = template[..body_len].to_vec();
     out[offset..offset + 10].copy_from_slice(&stamp.0);
     Bytes::from(out)

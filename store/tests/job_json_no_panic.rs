@@ -51,7 +51,10 @@ fn mutated(mutations: &[Mutation]) -> Vec<u8> {
 
 fn mutation() -> impl Strategy<Value = Mutation> {
     prop_oneof![
-        (any::<usize>(), prop_oneof![Just(b'{'), Just(b'}'), Just(b'"'), Just(b'1'), Just(b'-'), Just(b'n'), any::<u8>()])
+        (
+            any::<usize>(),
+            prop_oneof![Just(b'{'), Just(b'}'), Just(b'"'), Just(b'1'), Just(b'-'), Just(b'n'), any::<u8>()]
+        )
             .prop_map(|(a, b)| Mutation::Replace(a, b)),
         (any::<usize>(), 1usize..40).prop_map(|(a, n)| Mutation::Cut(a, n)),
         (any::<usize>(), 1usize..40).prop_map(|(a, n)| Mutation::Repeat(a, n)),

@@ -6,13 +6,13 @@ use stead_store::Database;
 use stead_store::ReadMode;
 use stead_store::embedded::open_in_memory;
 use stead_store::model::records::{
-    self, JobVersion, allocs_by_job, allocs_by_node, deployments_by_job, evals_by_job,
-    job_spec_changed, keys, list_job_versions, nodes_by_datacenter, nodes_by_pool, put_job_version,
-    services_by_alloc, services_by_name, token_by_secret,
+    self, JobVersion, allocs_by_job, allocs_by_node, deployments_by_job, evals_by_job, job_spec_changed, keys,
+    list_job_versions, nodes_by_datacenter, nodes_by_pool, put_job_version, services_by_alloc, services_by_name,
+    token_by_secret,
 };
 use stead_store::model::{
-    AclPolicy, AclToken, AllocClientStatus, AllocDesiredStatus, Allocation, Deployment, Evaluation,
-    Job, JobStatus, Namespace, Node, ServiceRegistration, Variable, job_from_api_json,
+    AclPolicy, AclToken, AllocClientStatus, AllocDesiredStatus, Allocation, Deployment, Evaluation, Job, JobStatus,
+    Namespace, Node, ServiceRegistration, Variable, job_from_api_json,
 };
 use stead_store::schema::{JobModify, Keyspace, Page, PageOptions, PutOptions, Record, Tuple};
 
@@ -20,25 +20,20 @@ const FULL_JOB: &str = include_str!("../src/model/testdata/full_job.json");
 
 /// Puts one record in its own transaction; returns the commit version.
 async fn put<R: Record>(db: &Database, ks: &Keyspace, record: &R, options: PutOptions) -> u64 {
-    let committed = db
-        .run_committed(|tx, _| async move { ks.put(&tx, record, options).await })
-        .await
-        .expect("put commits");
+    let committed =
+        db.run_committed(|tx, _| async move { ks.put(&tx, record, options).await }).await.expect("put commits");
     u64::try_from(committed.commit.version).expect("versions are positive")
 }
 
 async fn get<R: Record>(db: &Database, ks: &Keyspace, key: &Tuple) -> Option<R> {
-    db.run(|tx, _| async move { ks.get::<R>(&tx, key, ReadMode::Serializable).await })
-        .await
-        .expect("get")
+    db.run(|tx, _| async move { ks.get::<R>(&tx, key, ReadMode::Serializable).await }).await.expect("get")
 }
 
 /// Puts a job and records its version in one transaction, bumping JobModifyIndex.
 async fn register(db: &Database, ks: &Keyspace, job: &Job) -> u64 {
     let committed = db
         .run_committed(|tx, _| async move {
-            ks.put(&tx, job, PutOptions::default().job_modify(JobModify::Bump))
-                .await?;
+            ks.put(&tx, job, PutOptions::default().job_modify(JobModify::Bump)).await?;
             put_job_version(ks, &tx, job).await
         })
         .await
@@ -47,13 +42,7 @@ async fn register(db: &Database, ks: &Keyspace, job: &Job) -> u64 {
 }
 
 fn job(id: &str) -> Job {
-    Job {
-        namespace: "default".into(),
-        id: id.into(),
-        name: id.into(),
-        priority: 50,
-        ..Job::default()
-    }
+    Job { namespace: "default".into(), id: id.into(), name: id.into(), priority: 50, ..Job::default() }
 }
 
 fn alloc(id: &str, node: &str, job: &str) -> Allocation {
@@ -75,22 +64,9 @@ fn ids<T>(page: Page<T>, id: impl Fn(&T) -> String) -> Vec<String> {
 async fn job_modify_index_moves_only_with_a_spec_change_and_create_index_never() {
     let db = open_in_memory();
     let ks = Keyspace::default();
-    let created = put(
-        &db,
-        &ks,
-        &job("web"),
-        PutOptions::default().job_modify(JobModify::Bump),
-    )
-    .await;
+    let created = put(&db, &ks, &job("web"), PutOptions::default().job_modify(JobModify::Bump)).await;
     let stored: Job = get(&db, &ks, &keys::job("default", "web")).await.unwrap();
-    assert_eq!(
-        (
-            stored.create_index,
-            stored.modify_index,
-            stored.job_modify_index
-        ),
-        (created, created, created)
-    );
+    assert_eq!((stored.create_index, stored.modify_index, stored.job_modify_index), (created, created, created));
 
     // A status change is bookkeeping: not a spec change, no bump.
     let mut status_update = stored.clone();
@@ -99,14 +75,7 @@ async fn job_modify_index_moves_only_with_a_spec_change_and_create_index_never()
     assert!(!job_spec_changed(&stored, &status_update));
     let modified = put(&db, &ks, &status_update, PutOptions::default()).await;
     let stored: Job = get(&db, &ks, &keys::job("default", "web")).await.unwrap();
-    assert_eq!(
-        (
-            stored.create_index,
-            stored.modify_index,
-            stored.job_modify_index
-        ),
-        (created, modified, created)
-    );
+    assert_eq!((stored.create_index, stored.modify_index, stored.job_modify_index), (created, modified, created));
     assert_eq!(stored.status, Some(JobStatus::Running));
 
     // A spec change bumps.
@@ -114,22 +83,9 @@ async fn job_modify_index_moves_only_with_a_spec_change_and_create_index_never()
     spec_update.priority = 80;
     spec_update.version += 1;
     assert!(job_spec_changed(&stored, &spec_update));
-    let bumped = put(
-        &db,
-        &ks,
-        &spec_update,
-        PutOptions::default().job_modify(JobModify::Bump),
-    )
-    .await;
+    let bumped = put(&db, &ks, &spec_update, PutOptions::default().job_modify(JobModify::Bump)).await;
     let stored: Job = get(&db, &ks, &keys::job("default", "web")).await.unwrap();
-    assert_eq!(
-        (
-            stored.create_index,
-            stored.modify_index,
-            stored.job_modify_index
-        ),
-        (created, bumped, bumped)
-    );
+    assert_eq!((stored.create_index, stored.modify_index, stored.job_modify_index), (created, bumped, bumped));
     assert!(created < modified && modified < bumped);
 
     // Stopping a job is a spec change too (Nomad bumps on `job stop`).
@@ -147,14 +103,7 @@ async fn a_job_never_bumped_shows_its_create_index_as_job_modify_index() {
     assert_eq!(stored.job_modify_index, created);
     let modified = put(&db, &ks, &stored, PutOptions::default()).await;
     let stored: Job = get(&db, &ks, &keys::job("default", "batch")).await.unwrap();
-    assert_eq!(
-        (
-            stored.create_index,
-            stored.modify_index,
-            stored.job_modify_index
-        ),
-        (created, modified, created)
-    );
+    assert_eq!((stored.create_index, stored.modify_index, stored.job_modify_index), (created, modified, created));
 }
 
 #[tokio::test]
@@ -188,10 +137,7 @@ async fn job_versions_list_newest_first_with_each_versions_job_modify_index() {
         let commit = commits[job.version as usize];
         assert_eq!(job.job_modify_index, commit, "version {}", job.version);
         assert_eq!(job.modify_index, commit, "version {}", job.version);
-        assert_eq!(
-            job.create_index, commits[0],
-            "every version shows the job's CreateIndex"
-        );
+        assert_eq!(job.create_index, commits[0], "every version shows the job's CreateIndex");
         assert_eq!(job.priority, 40 + job.version as i32);
     }
     // The current job and its newest version agree on the indexes.
@@ -208,17 +154,12 @@ async fn job_versions_list_newest_first_with_each_versions_job_modify_index() {
         })
         .await
         .unwrap();
-    assert_eq!(
-        newest_two.iter().map(|j| j.version).collect::<Vec<_>>(),
-        [11, 10]
-    );
+    assert_eq!(newest_two.iter().map(|j| j.version).collect::<Vec<_>>(), [11, 10]);
 
     let one = db
         .run(|tx, _| {
             let ks = &ks;
-            async move {
-                records::get_job_version(ks, &tx, "default", "web", 3, ReadMode::Snapshot).await
-            }
+            async move { records::get_job_version(ks, &tx, "default", "web", 3, ReadMode::Snapshot).await }
         })
         .await
         .unwrap()
@@ -237,32 +178,17 @@ async fn job_versions_list_newest_first_with_each_versions_job_modify_index() {
         .unwrap()
         .commit
         .version as u64;
-    let again: JobVersion = get(&db, &ks, &keys::job_version("default", "web", 3))
-        .await
-        .unwrap();
+    let again: JobVersion = get(&db, &ks, &keys::job_version("default", "web", 3)).await.unwrap();
     assert!(again.0.stable);
-    assert_eq!(
-        (again.0.modify_index, again.0.job_modify_index),
-        (marked, commits[3])
-    );
+    assert_eq!((again.0.modify_index, again.0.job_modify_index), (marked, commits[3]));
 }
 
 #[tokio::test]
 async fn allocs_are_found_by_node_and_by_job_and_leave_the_old_node_when_moved() {
     let db = open_in_memory();
     let ks = Keyspace::default();
-    for a in [
-        alloc("a1", "n1", "web"),
-        alloc("a2", "n1", "db"),
-        alloc("a3", "n2", "web"),
-    ] {
-        put(
-            &db,
-            &ks,
-            &a,
-            PutOptions::insert_new().job_modify(JobModify::Bump),
-        )
-        .await;
+    for a in [alloc("a1", "n1", "web"), alloc("a2", "n1", "db"), alloc("a3", "n2", "web")] {
+        put(&db, &ks, &a, PutOptions::insert_new().job_modify(JobModify::Bump)).await;
     }
     // Another namespace's job of the same name is another job.
     let mut other_ns = alloc("a4", "n2", "web");
@@ -272,10 +198,8 @@ async fn allocs_are_found_by_node_and_by_job_and_leave_the_old_node_when_moved()
     let by_node = |node: &'static str| {
         let (db, ks) = (&db, &ks);
         async move {
-            let page =
-                db.run(|tx, _| async move {
-                    allocs_by_node(ks, &tx, node, &PageOptions::default()).await
-                })
+            let page = db
+                .run(|tx, _| async move { allocs_by_node(ks, &tx, node, &PageOptions::default()).await })
                 .await
                 .unwrap();
             ids(page, |a| a.id.to_string())
@@ -285,9 +209,7 @@ async fn allocs_are_found_by_node_and_by_job_and_leave_the_old_node_when_moved()
         let (db, ks) = (&db, &ks);
         async move {
             let page = db
-                .run(|tx, _| async move {
-                    allocs_by_job(ks, &tx, ns, job, &PageOptions::default()).await
-                })
+                .run(|tx, _| async move { allocs_by_job(ks, &tx, ns, job, &PageOptions::default()).await })
                 .await
                 .unwrap();
             ids(page, |a| a.id.to_string())
@@ -311,10 +233,7 @@ async fn allocs_are_found_by_node_and_by_job_and_leave_the_old_node_when_moved()
     let deleted = db
         .run(|tx, _| {
             let ks = &ks;
-            async move {
-                ks.delete::<Allocation>(&tx, &keys::alloc("default", "a3"))
-                    .await
-            }
+            async move { ks.delete::<Allocation>(&tx, &keys::alloc("default", "a3")).await }
         })
         .await
         .unwrap();
@@ -327,51 +246,22 @@ async fn allocs_are_found_by_node_and_by_job_and_leave_the_old_node_when_moved()
 async fn alloc_modify_index_moves_with_server_updates_not_client_updates() {
     let db = open_in_memory();
     let ks = Keyspace::default();
-    let placed = put(
-        &db,
-        &ks,
-        &alloc("a1", "n1", "web"),
-        PutOptions::insert_new().job_modify(JobModify::Bump),
-    )
-    .await;
+    let placed = put(&db, &ks, &alloc("a1", "n1", "web"), PutOptions::insert_new().job_modify(JobModify::Bump)).await;
     let key = keys::alloc("default", "a1");
     let mut stored: Allocation = get(&db, &ks, &key).await.unwrap();
-    assert_eq!(
-        (
-            stored.create_index,
-            stored.modify_index,
-            stored.alloc_modify_index
-        ),
-        (placed, placed, placed)
-    );
+    assert_eq!((stored.create_index, stored.modify_index, stored.alloc_modify_index), (placed, placed, placed));
 
     // The client reports it running: ModifyIndex moves, AllocModifyIndex stays.
     stored.client_status = AllocClientStatus::Running;
     let reported = put(&db, &ks, &stored, PutOptions::default()).await;
     let mut stored: Allocation = get(&db, &ks, &key).await.unwrap();
-    assert_eq!(
-        (stored.modify_index, stored.alloc_modify_index),
-        (reported, placed)
-    );
+    assert_eq!((stored.modify_index, stored.alloc_modify_index), (reported, placed));
 
     // The server stops it: both move.
     stored.desired_status = AllocDesiredStatus::Stop;
-    let stopped = put(
-        &db,
-        &ks,
-        &stored,
-        PutOptions::default().job_modify(JobModify::Bump),
-    )
-    .await;
+    let stopped = put(&db, &ks, &stored, PutOptions::default().job_modify(JobModify::Bump)).await;
     let stored: Allocation = get(&db, &ks, &key).await.unwrap();
-    assert_eq!(
-        (
-            stored.create_index,
-            stored.modify_index,
-            stored.alloc_modify_index
-        ),
-        (placed, stopped, stopped)
-    );
+    assert_eq!((stored.create_index, stored.modify_index, stored.alloc_modify_index), (placed, stopped, stopped));
 }
 
 #[tokio::test]
@@ -379,12 +269,7 @@ async fn evals_and_deployments_are_found_by_their_job() {
     let db = open_in_memory();
     let ks = Keyspace::default();
     for (id, job) in [("e1", "web"), ("e2", "db"), ("e3", "web")] {
-        let eval = Evaluation {
-            namespace: "default".into(),
-            id: id.into(),
-            job_id: job.into(),
-            ..Default::default()
-        };
+        let eval = Evaluation { namespace: "default".into(), id: id.into(), job_id: job.into(), ..Default::default() };
         put(&db, &ks, &eval, PutOptions::default()).await;
         let deployment = Deployment {
             namespace: "default".into(),
@@ -411,12 +296,7 @@ async fn evals_and_deployments_are_found_by_their_job() {
     assert_eq!(ids(deployments, |d| d.id.to_string()), ["d-e1", "d-e3"]);
 
     // The job index is exact: a job whose ID extends "web" is not "web".
-    let eval = Evaluation {
-        namespace: "default".into(),
-        id: "e4".into(),
-        job_id: "webx".into(),
-        ..Default::default()
-    };
+    let eval = Evaluation { namespace: "default".into(), id: "e4".into(), job_id: "webx".into(), ..Default::default() };
     put(&db, &ks, &eval, PutOptions::default()).await;
     let evals = db
         .run(|tx, _| {
@@ -440,31 +320,21 @@ async fn token_is_found_by_its_exact_secret_and_not_by_a_rotated_one() {
         ..AclToken::default()
     };
     put(&db, &ks, &token, PutOptions::default()).await;
-    let other = AclToken {
-        accessor_id: "acc-2".into(),
-        secret_id: "secret-10".into(),
-        ..AclToken::default()
-    };
+    let other = AclToken { accessor_id: "acc-2".into(), secret_id: "secret-10".into(), ..AclToken::default() };
     put(&db, &ks, &other, PutOptions::default()).await;
 
     let find = |secret: &'static str| {
         let (db, ks) = (&db, &ks);
         async move {
-            db.run(
-                |tx, _| async move { token_by_secret(ks, &tx, secret, ReadMode::Snapshot).await },
-            )
-            .await
-            .unwrap()
-            .map(|t| t.accessor_id)
+            db.run(|tx, _| async move { token_by_secret(ks, &tx, secret, ReadMode::Snapshot).await })
+                .await
+                .unwrap()
+                .map(|t| t.accessor_id)
         }
     };
     assert_eq!(find("secret-1").await.as_deref(), Some("acc-1"));
     assert_eq!(find("secret-10").await.as_deref(), Some("acc-2"));
-    assert_eq!(
-        find("secret").await,
-        None,
-        "a prefix of a secret finds nothing"
-    );
+    assert_eq!(find("secret").await, None, "a prefix of a secret finds nothing");
     assert_eq!(find("unknown").await, None);
 
     let mut rotated: AclToken = get(&db, &ks, &keys::acl_token("acc-1")).await.unwrap();
@@ -478,17 +348,8 @@ async fn token_is_found_by_its_exact_secret_and_not_by_a_rotated_one() {
 async fn nodes_are_found_by_pool_and_by_datacenter() {
     let db = open_in_memory();
     let ks = Keyspace::default();
-    for (id, pool, dc) in [
-        ("n1", "default", "dc1"),
-        ("n2", "gpu", "dc1"),
-        ("n3", "default", "dc2"),
-    ] {
-        let node = Node {
-            id: id.into(),
-            node_pool: pool.into(),
-            datacenter: dc.into(),
-            ..Node::default()
-        };
+    for (id, pool, dc) in [("n1", "default", "dc1"), ("n2", "gpu", "dc1"), ("n3", "default", "dc2")] {
+        let node = Node { id: id.into(), node_pool: pool.into(), datacenter: dc.into(), ..Node::default() };
         put(&db, &ks, &node, PutOptions::default()).await;
     }
     let (default_pool, dc1) = db
@@ -547,36 +408,19 @@ async fn service_registrations_are_found_by_name_and_by_alloc() {
 /// Writes `record` (whose index fields hold junk), reads it back by `key`, and checks that
 /// it equals what was written once `clear` has reset the index fields on both sides, and
 /// that the read's index fields are the commit's.
-async fn assert_round_trip<R>(
-    db: &Database,
-    ks: &Keyspace,
-    record: R,
-    key: Tuple,
-    indexes: fn(&mut R) -> Vec<&mut u64>,
-) where
+async fn assert_round_trip<R>(db: &Database, ks: &Keyspace, record: R, key: Tuple, indexes: fn(&mut R) -> Vec<&mut u64>)
+where
     R: Record + Clone + PartialEq + std::fmt::Debug,
 {
     let mut written = record;
     for field in indexes(&mut written) {
         *field = 777;
     }
-    assert_eq!(
-        written.primary_key(),
-        key,
-        "{}: the key helper and the record agree",
-        R::KIND.name
-    );
+    assert_eq!(written.primary_key(), key, "{}: the key helper and the record agree", R::KIND.name);
     let commit = put(db, ks, &written, PutOptions::default()).await;
-    let mut read: R = get(db, ks, &key)
-        .await
-        .unwrap_or_else(|| panic!("{} read back", R::KIND.name));
+    let mut read: R = get(db, ks, &key).await.unwrap_or_else(|| panic!("{} read back", R::KIND.name));
     for field in indexes(&mut read) {
-        assert_eq!(
-            *field,
-            commit,
-            "{}: index fields come from the commit",
-            R::KIND.name
-        );
+        assert_eq!(*field, commit, "{}: index fields come from the commit", R::KIND.name);
         *field = 777;
     }
     assert_eq!(read, written, "{}: read back as written", R::KIND.name);
@@ -587,19 +431,12 @@ async fn records_read_back_equal_what_was_written_apart_from_the_index_fields() 
     let db = open_in_memory();
     let ks = Keyspace::default();
     let mut full_job = job_from_api_json(FULL_JOB).expect("the full job decodes");
-    full_job.extra.insert(
-        "FutureField".into(),
-        json!({"nested": [1, -2, 3.5, "x", null, true]}),
-    );
+    full_job.extra.insert("FutureField".into(), json!({"nested": [1, -2, 3.5, "x", null, true]}));
     full_job.version_tag = Some(json!({"Name": "v1", "Description": "first"}));
     assert!(!full_job.task_groups.is_empty());
     let job_key = keys::job(&full_job.namespace, full_job.id.as_str());
     assert_round_trip(&db, &ks, full_job.clone(), job_key, |j| {
-        vec![
-            &mut j.create_index,
-            &mut j.modify_index,
-            &mut j.job_modify_index,
-        ]
+        vec![&mut j.create_index, &mut j.modify_index, &mut j.job_modify_index]
     })
     .await;
     // A version of it, written on its own: its indexes are all the commit's too.
@@ -632,11 +469,7 @@ async fn records_read_back_equal_what_was_written_apart_from_the_index_fields() 
     let mut alloc = alloc;
     alloc.job = Some(Box::new(full_job.clone()));
     assert_round_trip(&db, &ks, alloc, keys::alloc("default", "a1"), |a| {
-        vec![
-            &mut a.create_index,
-            &mut a.modify_index,
-            &mut a.alloc_modify_index,
-        ]
+        vec![&mut a.create_index, &mut a.modify_index, &mut a.alloc_modify_index]
     })
     .await;
 
@@ -648,10 +481,8 @@ async fn records_read_back_equal_what_was_written_apart_from_the_index_fields() 
     }))
     .unwrap();
     assert_eq!(eval.job_modify_index, 42);
-    assert_round_trip(&db, &ks, eval, keys::eval("default", "e1"), |e| {
-        vec![&mut e.create_index, &mut e.modify_index]
-    })
-    .await;
+    assert_round_trip(&db, &ks, eval, keys::eval("default", "e1"), |e| vec![&mut e.create_index, &mut e.modify_index])
+        .await;
 
     let deployment: Deployment = serde_json::from_value(json!({
         "ID": "d1", "Namespace": "default", "JobID": "web", "JobVersion": 3, "JobModifyIndex": 40,
@@ -660,13 +491,9 @@ async fn records_read_back_equal_what_was_written_apart_from_the_index_fields() 
             "PlacedCanaries": ["a1"], "DesiredCanaries": 1, "DesiredTotal": 3}}
     }))
     .unwrap();
-    assert_round_trip(
-        &db,
-        &ks,
-        deployment,
-        keys::deployment("default", "d1"),
-        |d| vec![&mut d.create_index, &mut d.modify_index],
-    )
+    assert_round_trip(&db, &ks, deployment, keys::deployment("default", "d1"), |d| {
+        vec![&mut d.create_index, &mut d.modify_index]
+    })
     .await;
 
     let node: Node = serde_json::from_value(json!({
@@ -680,10 +507,7 @@ async fn records_read_back_equal_what_was_written_apart_from_the_index_fields() 
         "DrainStrategy": {"Deadline": -1_000_000_000i64, "IgnoreSystemJobs": true}
     }))
     .unwrap();
-    assert_round_trip(&db, &ks, node, keys::node("n1"), |n| {
-        vec![&mut n.create_index, &mut n.modify_index]
-    })
-    .await;
+    assert_round_trip(&db, &ks, node, keys::node("n1"), |n| vec![&mut n.create_index, &mut n.modify_index]).await;
 
     let policy = AclPolicy {
         name: "readonly".into(),
@@ -702,10 +526,8 @@ async fn records_read_back_equal_what_was_written_apart_from_the_index_fields() 
         "ExpirationTTL": 3_600_000_000_000i64
     }))
     .unwrap();
-    assert_round_trip(&db, &ks, token, keys::acl_token("acc"), |t| {
-        vec![&mut t.create_index, &mut t.modify_index]
-    })
-    .await;
+    assert_round_trip(&db, &ks, token, keys::acl_token("acc"), |t| vec![&mut t.create_index, &mut t.modify_index])
+        .await;
 
     let namespace = Namespace {
         name: "prod".into(),
@@ -714,10 +536,8 @@ async fn records_read_back_equal_what_was_written_apart_from_the_index_fields() 
         capabilities: Some(json!({"EnabledTaskDrivers": ["docker"]})),
         ..Namespace::default()
     };
-    assert_round_trip(&db, &ks, namespace, keys::namespace("prod"), |n| {
-        vec![&mut n.create_index, &mut n.modify_index]
-    })
-    .await;
+    assert_round_trip(&db, &ks, namespace, keys::namespace("prod"), |n| vec![&mut n.create_index, &mut n.modify_index])
+        .await;
 
     let variable = Variable {
         namespace: "prod".into(),
@@ -727,13 +547,9 @@ async fn records_read_back_equal_what_was_written_apart_from_the_index_fields() 
         modify_time: 2,
         ..Variable::default()
     };
-    assert_round_trip(
-        &db,
-        &ks,
-        variable,
-        keys::variable("prod", "nomad/jobs/web/db"),
-        |v| vec![&mut v.create_index, &mut v.modify_index],
-    )
+    assert_round_trip(&db, &ks, variable, keys::variable("prod", "nomad/jobs/web/db"), |v| {
+        vec![&mut v.create_index, &mut v.modify_index]
+    })
     .await;
 
     let service = ServiceRegistration {

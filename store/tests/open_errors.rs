@@ -203,7 +203,9 @@ fn reopening_after_a_clean_drop_returns_everything_at_a_higher_version() {
         Ok::<(), stead_store::Error>(())
     }))
     .unwrap();
-    expected.retain(|k, _| !(k.as_ref() >= &b"first/000100"[..] && k.as_ref() < &b"first/000200"[..]) && k.as_ref() != b"first/000300");
+    expected.retain(|k, _| {
+        !(k.as_ref() >= &b"first/000100"[..] && k.as_ref() < &b"first/000200"[..]) && k.as_ref() != b"first/000300"
+    });
     let (seen, version_before) = read_all(&db);
     assert_eq!(seen, expected);
     assert!(version_before > first_version);
@@ -217,7 +219,10 @@ fn reopening_after_a_clean_drop_returns_everything_at_a_higher_version() {
         assert!(version >= version_before, "reopen {reopen}: the read version {version} went below {version_before}");
         let more = sample(&format!("reopen{reopen}"), 20, 30);
         let committed = commit_all(&db, &more, 20);
-        assert!(committed > version_before, "reopen {reopen}: commit version {committed} is not above {version_before}");
+        assert!(
+            committed > version_before,
+            "reopen {reopen}: commit version {committed} is not above {version_before}"
+        );
         expected.extend(more);
         let (_, after) = read_all(&db);
         drop(db);
@@ -314,7 +319,8 @@ enum Outcome {
 /// Opening a damaged store must fail with an error naming the path or return every key;
 /// it must never panic, never call the store foreign, and never return anything else.
 fn open_damaged(path: &Path, expected: &Data, what: &str) -> Result<Outcome, String> {
-    let opened = std::panic::catch_unwind(|| open_dir(path)).map_err(|_| format!("{what}: opening the damaged store panicked"))?;
+    let opened = std::panic::catch_unwind(|| open_dir(path))
+        .map_err(|_| format!("{what}: opening the damaged store panicked"))?;
     match opened {
         Err(e) => {
             let message = e.to_string();
@@ -362,7 +368,8 @@ fn damaged_fjall_files_give_an_error_naming_the_path() {
 
     let mut rng = StdRng::seed_from_u64(7);
     let is_fjall_version = |p: &Path| {
-        p.file_name().is_some_and(|n| n == "version") && p.parent().and_then(Path::file_name).is_some_and(|n| n == "fjall")
+        p.file_name().is_some_and(|n| n == "version")
+            && p.parent().and_then(Path::file_name).is_some_and(|n| n == "fjall")
     };
     let cases: Vec<Case<'_>> = vec![
         ("journals with bytes flipped", &is_journal, Damage::Flip),
@@ -424,7 +431,9 @@ fn damaged_fjall_files_give_an_error_naming_the_path() {
     std::fs::remove_file(path.join("STEAD_STORE.committed")).unwrap();
     match open_damaged(&path, &expected, "STEAD_STORE.committed deleted") {
         Ok(Outcome::Whole) => report.push("STEAD_STORE.committed deleted: opened with every key".into()),
-        Ok(Outcome::Refused(message)) => bad.push(format!("STEAD_STORE.committed deleted: refused a good store: {message}")),
+        Ok(Outcome::Refused(message)) => {
+            bad.push(format!("STEAD_STORE.committed deleted: refused a good store: {message}"))
+        }
         Err(failure) => bad.push(failure),
     }
     assert!(path.join("STEAD_STORE.committed").is_file(), "the record was not started again");

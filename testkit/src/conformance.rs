@@ -144,10 +144,17 @@ pub async fn read_your_writes_covers_sets_clears_ranges_and_atomics(db: &Databas
     let all = tx.get_range_all(&s.range_option(), ReadMode::Serializable).await.unwrap();
     let keys: Vec<_> = all.iter().map(|kv| kv.value.clone()).collect();
     // Tuple order: strings ("n") sort before integers.
-    assert_eq!(keys, [Bytes::from(11i64.to_le_bytes().to_vec()), Bytes::from("back"), Bytes::from("4"), Bytes::from("new")]);
+    assert_eq!(
+        keys,
+        [Bytes::from(11i64.to_le_bytes().to_vec()), Bytes::from("back"), Bytes::from("4"), Bytes::from("new")]
+    );
     tx.commit().await.unwrap();
     let after = db.create_transaction().unwrap();
-    assert_eq!(after.get_range_all(&s.range_option(), ReadMode::Snapshot).await.unwrap(), all, "the commit equals the view");
+    assert_eq!(
+        after.get_range_all(&s.range_option(), ReadMode::Snapshot).await.unwrap(),
+        all,
+        "the commit equals the view"
+    );
 }
 
 pub async fn range_reads_page_with_limits_and_reverse(db: &Database) {
@@ -394,7 +401,8 @@ pub async fn versionstamps_are_unique_and_ordered_by_commit(db: &Database) {
     for h in handles {
         commits.push(h.await.unwrap());
     }
-    let stamps: Vec<Versionstamp> = commits.iter().map(|(_, c)| c.versionstamp.expect("a write commit has a stamp")).collect();
+    let stamps: Vec<Versionstamp> =
+        commits.iter().map(|(_, c)| c.versionstamp.expect("a write commit has a stamp")).collect();
     let mut unique = stamps.clone();
     unique.sort();
     unique.dedup();

@@ -99,10 +99,10 @@ fn spawn_writer(dir: &Path, first: u64) -> Writer {
 /// The run's seed: `CRASH_TEST_SEED`, or the clock. Printed, so a failure can be replayed
 /// (the kill times replay; where in the writer's work a kill lands still varies).
 fn seed() -> u64 {
-    let seed = std::env::var("CRASH_TEST_SEED")
-        .ok()
-        .map(|s| s.parse().expect("CRASH_TEST_SEED is a number"))
-        .unwrap_or_else(|| std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos() as u64);
+    let seed =
+        std::env::var("CRASH_TEST_SEED").ok().map(|s| s.parse().expect("CRASH_TEST_SEED is a number")).unwrap_or_else(
+            || std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos() as u64,
+        );
     println!("seed: {seed} (set CRASH_TEST_SEED={seed} to replay)");
     seed
 }
@@ -138,7 +138,8 @@ fn reopen_and_check(dir: &Path, rt: &tokio::runtime::Runtime, round: usize) -> C
     let mut count = None;
     for kv in &kvs {
         if kv.key.as_ref() == count_key().as_slice() {
-            let bytes: [u8; 8] = kv.value.as_ref().try_into().unwrap_or_else(|_| panic!("round {round}: count is not 8 bytes"));
+            let bytes: [u8; 8] =
+                kv.value.as_ref().try_into().unwrap_or_else(|_| panic!("round {round}: count is not 8 bytes"));
             count = Some(i64::from_le_bytes(bytes));
             continue;
         }
@@ -162,7 +163,10 @@ fn reopen_and_check(dir: &Path, rt: &tokio::runtime::Runtime, round: usize) -> C
     }
     for (id, which) in &parts {
         assert_eq!(which.len(), 3, "round {round}: transaction {id} is partially visible: only {which:?} of txn, a, b");
-        assert!(!open.contains(id), "round {round}: transaction {id} is partially visible: its clear of (\"open\", {id}) is not");
+        assert!(
+            !open.contains(id),
+            "round {round}: transaction {id} is partially visible: its clear of (\"open\", {id}) is not"
+        );
     }
     for id in &open {
         let setter = id.checked_sub(WRITERS).expect("open ids start above the stride");
@@ -291,7 +295,10 @@ fn kill_9_while_the_store_is_created_leaves_a_directory_that_opens() {
     for calibration in 0..3 {
         let mut writer = spawn_writer(&dir.path().join(format!("calibration-{calibration}")), WRITERS);
         let spawned = Instant::now();
-        writer.first_ack.recv_timeout(Duration::from_secs(20)).expect("the writer acknowledges a commit on a new store");
+        writer
+            .first_ack
+            .recv_timeout(Duration::from_secs(20))
+            .expect("the writer acknowledges a commit on a new store");
         startup = startup.min(spawned.elapsed());
         writer.child.kill().expect("sending SIGKILL to the writer");
         writer.child.wait().expect("waiting for the writer");
@@ -311,12 +318,19 @@ fn kill_9_while_the_store_is_created_leaves_a_directory_that_opens() {
         let errors = writer.stderr.join().expect("the stderr reader");
         {
             use std::os::unix::process::ExitStatusExt;
-            assert_eq!(status.signal(), Some(9), "try {try_}: the writer ended on its own ({status}); its stderr:\n{errors}");
+            assert_eq!(
+                status.signal(),
+                Some(9),
+                "try {try_}: the writer ended on its own ({status}); its stderr:\n{errors}"
+            );
         }
         let existed = data_dir.exists();
         let contents = reopen_and_check(&data_dir, &rt, try_);
         for (id, _) in &acks {
-            assert!(contents.present.contains(id), "try {try_}: acknowledged transaction {id} is missing (seed {seed})");
+            assert!(
+                contents.present.contains(id),
+                "try {try_}: acknowledged transaction {id} is missing (seed {seed})"
+            );
         }
         let outcome = match (existed, acks.is_empty()) {
             (false, _) => "killed before the directory existed",

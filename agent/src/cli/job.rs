@@ -150,7 +150,8 @@ mod tests {
         let (mut dev, _) = decode("example.nomad.hcl", EXAMPLE, &VarInputs::default()).unwrap();
         dev.canonicalize();
         dev.validate().unwrap();
-        let (mut prod, _) = decode("example.nomad.hcl", EXAMPLE, &VarInputs::default().flag("environment", "prod")).unwrap();
+        let (mut prod, _) =
+            decode("example.nomad.hcl", EXAMPLE, &VarInputs::default().flag("environment", "prod")).unwrap();
         prod.canonicalize();
         prod.validate().unwrap();
         let count = |j: &Job| serde_json::to_value(j).unwrap()["TaskGroups"][0]["Count"].clone();
@@ -170,7 +171,8 @@ mod tests {
 
     #[test]
     fn a_bad_variable_value_is_an_error_naming_the_file() {
-        let err = decode("example.nomad.hcl", EXAMPLE, &VarInputs::default().flag("environment", "staging")).unwrap_err();
+        let err =
+            decode("example.nomad.hcl", EXAMPLE, &VarInputs::default().flag("environment", "staging")).unwrap_err();
         let text = err.to_string();
         assert!(text.contains("example.nomad.hcl:") && text.contains("dev or prod"), "{text}");
     }

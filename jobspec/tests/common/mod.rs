@@ -16,10 +16,7 @@ pub struct FakeEnv {
 
 impl FakeEnv {
     pub fn new() -> Self {
-        FakeEnv {
-            now: 1_795_602_600_000_000_000,
-            ..Default::default()
-        }
+        FakeEnv { now: 1_795_602_600_000_000_000, ..Default::default() }
     }
 
     pub fn var(mut self, k: &str, v: &str) -> Self {
@@ -41,18 +38,11 @@ impl Env for FakeEnv {
         self.now
     }
     fn read_file(&self, path: &str) -> Result<Vec<u8>, String> {
-        self.files
-            .get(path)
-            .map(|s| s.as_bytes().to_vec())
-            .ok_or_else(|| "no such file".to_string())
+        self.files.get(path).map(|s| s.as_bytes().to_vec()).ok_or_else(|| "no such file".to_string())
     }
     fn list_files(&self, dir: &str) -> Result<Vec<String>, String> {
         let prefix = format!("{}/", dir.trim_end_matches('/'));
-        Ok(self
-            .files
-            .keys()
-            .filter_map(|k| k.strip_prefix(&prefix).map(str::to_string))
-            .collect())
+        Ok(self.files.keys().filter_map(|k| k.strip_prefix(&prefix).map(str::to_string)).collect())
     }
     fn uuid_v4(&self) -> String {
         "6ba7b810-9dad-41d1-80b4-00c04fd430c8".into()
@@ -71,11 +61,7 @@ pub fn fixture(name: &str) -> (String, String) {
     (format!("fixtures/{name}"), src)
 }
 
-pub fn parse_fixture(
-    name: &str,
-    vars: &VarInputs,
-    env: &FakeEnv,
-) -> Result<serde_json::Value, JobspecErrors> {
+pub fn parse_fixture(name: &str, vars: &VarInputs, env: &FakeEnv) -> Result<serde_json::Value, JobspecErrors> {
     let (path, src) = fixture(name);
     parse_hcl(&src, &path, vars, env)
 }
@@ -91,8 +77,5 @@ pub fn check_golden(golden: &str, actual: &serde_json::Value) {
     let expected = std::fs::read_to_string(&path)
         .unwrap_or_else(|e| panic!("reading {path}: {e} (run with UPDATE_GOLDEN=1 to create it)"));
     let expected: serde_json::Value = serde_json::from_str(&expected).expect("golden file is JSON");
-    assert_eq!(
-        &expected, actual,
-        "output differs from {golden}; actual:\n{pretty}"
-    );
+    assert_eq!(&expected, actual, "output differs from {golden}; actual:\n{pretty}");
 }

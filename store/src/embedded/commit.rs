@@ -113,7 +113,8 @@ impl Committer {
         let horizon = self.published.version() - WINDOW_VERSIONS - TRIM_MARGIN_VERSIONS;
         let index = self.published.index.clone();
         index.raise_horizon(horizon);
-        let mut writer = BatchWriter { index: &index, version, horizon, changes: Changes::new(), trims: &mut self.trims };
+        let mut writer =
+            BatchWriter { index: &index, version, horizon, changes: Changes::new(), trims: &mut self.trims };
         let mut current = BatchInProgress::default();
         let mut acks = Vec::with_capacity(batch.len());
         let mut order: u16 = 0;

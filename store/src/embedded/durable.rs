@@ -145,7 +145,11 @@ mod fjall_layer {
                 let mut found = entries;
                 found.sort();
                 found.truncate(5);
-                return Err(OpenError::Foreign { path: path.to_path_buf(), marker: MARKER_FILE, found: found.join(", ") });
+                return Err(OpenError::Foreign {
+                    path: path.to_path_buf(),
+                    marker: MARKER_FILE,
+                    found: found.join(", "),
+                });
             }
             create(path, &expected)?;
         } else {
@@ -190,7 +194,9 @@ mod fjall_layer {
         let (db, data, meta) = match opened {
             Ok(Ok(Ok(parts))) => parts,
             Ok(Ok(Err(missing))) => {
-                return Err(corrupt(format!("the {missing:?} keyspace is missing from {DATA_DIR}/ (lost journal or catalogue)")));
+                return Err(corrupt(format!(
+                    "the {missing:?} keyspace is missing from {DATA_DIR}/ (lost journal or catalogue)"
+                )));
             }
             Ok(Err(e)) => return Err(storage(e.to_string())),
             Err(panic) => return Err(storage(panic_message(&panic))),

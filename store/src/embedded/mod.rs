@@ -29,7 +29,8 @@ use crate::api::{Database, DatabaseEngine, TransactionEngine};
 use crate::error::{Error, ErrorCode, OpenError, Result};
 use crate::types::{Version, WATCHES_MAX};
 use commit::{
-    BATCH_TRANSACTIONS_MAX, CommitRequest, Committer, DURABLE_BATCHES_MAX, DurableWriter, Failure, Resolved, VersionClock,
+    BATCH_TRANSACTIONS_MAX, CommitRequest, Committer, DURABLE_BATCHES_MAX, DurableWriter, Failure, Resolved,
+    VersionClock,
 };
 use durable::{Changes, Durable, MemDurable};
 use mvcc::{Index, TrimQueue};
@@ -70,9 +71,8 @@ pub fn open_in_memory() -> Database {
 /// Opens the engine over any durable layer (the simulation passes a shared `MemDurable`
 /// so a restarted server finds what was committed before).
 pub fn open_with(mut durable: Box<dyn Durable>) -> Result<Database, OpenError> {
-    let recovered = durable
-        .recover()
-        .map_err(|source| OpenError::Io { path: std::path::PathBuf::from("<store>"), source })?;
+    let recovered =
+        durable.recover().map_err(|source| OpenError::Io { path: std::path::PathBuf::from("<store>"), source })?;
     let last = recovered.version.unwrap_or(0);
     let published = Arc::new(Published {
         version: AtomicI64::new(last),

@@ -113,7 +113,11 @@ impl Resolver {
             return;
         }
         debug_assert!(self.history.back().is_none_or(|b| b.version < version));
-        self.history.push_back(BatchWrites { version, points: batch.points.into_iter().collect(), ranges: batch.ranges });
+        self.history.push_back(BatchWrites {
+            version,
+            points: batch.points.into_iter().collect(),
+            ranges: batch.ranges,
+        });
     }
 
     /// Forgets writes that left the window ending at `newest`.

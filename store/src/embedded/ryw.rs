@@ -283,10 +283,13 @@ mod tests {
         buf.atomic(b("c"), MutationType::AppendIfFits, b("!"));
         let keys = |rev: bool| {
             let owned = snapshot.iter().map(|(k, v)| (k.clone(), v.clone()));
-            let it: Box<dyn Iterator<Item = (Bytes, Bytes)>> = if rev { Box::new(owned.rev()) } else { Box::new(owned) };
+            let it: Box<dyn Iterator<Item = (Bytes, Bytes)>> =
+                if rev { Box::new(owned.rev()) } else { Box::new(owned) };
             let (kvs, more) = buf.merge_range(b"a", b"z", rev, it, usize::MAX, usize::MAX).unwrap();
             assert!(!more);
-            kvs.into_iter().map(|kv| format!("{}={}", String::from_utf8_lossy(&kv.key), String::from_utf8_lossy(&kv.value))).collect::<Vec<_>>()
+            kvs.into_iter()
+                .map(|kv| format!("{}={}", String::from_utf8_lossy(&kv.key), String::from_utf8_lossy(&kv.value)))
+                .collect::<Vec<_>>()
         };
         assert_eq!(keys(false), ["a=1", "bb=x", "c=3!"]);
         assert_eq!(keys(true), ["c=3!", "bb=x", "a=1"]);

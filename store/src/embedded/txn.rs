@@ -18,8 +18,8 @@ use crate::api::{TransactionEngine, Watch, check_value, check_write_key};
 use crate::error::{Error, ErrorCode, Result};
 use crate::mutation::check_versionstamp_template;
 use crate::types::{
-    CommitInfo, ConflictRangeType, KEY_SIZE_MAX, MutationType, RangeOption, RangeResult, ReadMode, TRANSACTION_LIFETIME,
-    TRANSACTION_SIZE_MAX, key_after,
+    CommitInfo, ConflictRangeType, KEY_SIZE_MAX, MutationType, RangeOption, RangeResult, ReadMode,
+    TRANSACTION_LIFETIME, TRANSACTION_SIZE_MAX, key_after,
 };
 
 /// A range read returns at most this many bytes per page; callers page on.
@@ -260,7 +260,8 @@ impl TransactionEngine for EmbeddedTransaction {
             }
         }
         if begin.first() == Some(&0xff) || end > &[0xff][..] {
-            return st.fail_write(Error::with_context(ErrorCode::KeyOutsideLegalRange, "clear_range reaches into \\xff"));
+            return st
+                .fail_write(Error::with_context(ErrorCode::KeyOutsideLegalRange, "clear_range reaches into \\xff"));
         }
         let (begin, end) = (Bytes::copy_from_slice(begin), Bytes::copy_from_slice(end));
         st.add_write_conflict(begin.clone(), end.clone());
@@ -273,10 +274,16 @@ impl TransactionEngine for EmbeddedTransaction {
                 // The placed key is the body with the stamp in it: it must be a legal key.
                 // A stamp never starts with \xff (its first byte is the version's top byte).
                 if offset > 0 && key.first() == Some(&crate::types::SYSTEM_KEY_PREFIX) {
-                    return Err(Error::with_context(ErrorCode::KeyOutsideLegalRange, "keys starting with \\xff are reserved"));
+                    return Err(Error::with_context(
+                        ErrorCode::KeyOutsideLegalRange,
+                        "keys starting with \\xff are reserved",
+                    ));
                 }
                 if body_len > KEY_SIZE_MAX {
-                    return Err(Error::with_context(ErrorCode::KeyTooLarge, format!("versionstamped key of {body_len} bytes")));
+                    return Err(Error::with_context(
+                        ErrorCode::KeyTooLarge,
+                        format!("versionstamped key of {body_len} bytes"),
+                    ));
                 }
                 check_value(param)
             }),

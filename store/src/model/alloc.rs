@@ -100,10 +100,8 @@ pub struct Allocation {
 impl Allocation {
     /// Terminal when the server no longer wants it running or the client has finished it.
     pub fn is_terminal(&self) -> bool {
-        matches!(
-            self.desired_status,
-            AllocDesiredStatus::Stop | AllocDesiredStatus::Evict
-        ) || self.client_status.is_terminal()
+        matches!(self.desired_status, AllocDesiredStatus::Stop | AllocDesiredStatus::Evict)
+            || self.client_status.is_terminal()
     }
 }
 

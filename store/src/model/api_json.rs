@@ -32,28 +32,13 @@ use super::*;
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum JobJsonError {
     #[error("invalid JSON at line {line}, column {column}: {message}")]
-    Syntax {
-        line: usize,
-        column: usize,
-        message: String,
-    },
+    Syntax { line: usize, column: usize, message: String },
     #[error("expected a JSON object (a job, or {{\"Job\": {{...}}}}), found {found}")]
     NotAnObject { found: &'static str },
-    #[error(
-        "{path}: field given twice, as \"{first}\" and \"{second}\" (keys match case-insensitively); keep one"
-    )]
-    DuplicateField {
-        path: String,
-        first: String,
-        second: String,
-    },
+    #[error("{path}: field given twice, as \"{first}\" and \"{second}\" (keys match case-insensitively); keep one")]
+    DuplicateField { path: String, first: String, second: String },
     #[error("{path}{}: {message}", location(*.line, *.column))]
-    Field {
-        path: String,
-        message: String,
-        line: Option<usize>,
-        column: Option<usize>,
-    },
+    Field { path: String, message: String, line: Option<usize>, column: Option<usize> },
 }
 
 fn location(line: Option<usize>, column: Option<usize>) -> String {
@@ -68,18 +53,14 @@ fn location(line: Option<usize>, column: Option<usize>) -> String {
 pub fn job_from_api_json(input: &str) -> Result<Job, JobJsonError> {
     let mut root: Value = parse(input)?;
     let Value::Object(map) = &mut root else {
-        return Err(JobJsonError::NotAnObject {
-            found: kind_of(&root),
-        });
+        return Err(JobJsonError::NotAnObject { found: kind_of(&root) });
     };
     let wrapper = map.keys().find(|k| k.eq_ignore_ascii_case("job")).cloned();
     let (job_value, prefix) = match wrapper {
         Some(key) => match map.remove(&key) {
             Some(v @ Value::Object(_)) => (v, vec![Segment::Key(key)]),
             other => {
-                return Err(JobJsonError::NotAnObject {
-                    found: kind_of(&other.unwrap_or(Value::Null)),
-                });
+                return Err(JobJsonError::NotAnObject { found: kind_of(&other.unwrap_or(Value::Null)) });
             }
         },
         None => (root, Vec::new()),
@@ -137,25 +118,15 @@ fn kind_of(v: &Value) -> &'static str {
     }
 }
 
-fn decode_value<T: DeserializeOwned>(
-    input: &str,
-    mut value: Value,
-    prefix: Vec<Segment>,
-) -> Result<T, JobJsonError> {
+fn decode_value<T: DeserializeOwned>(input: &str, mut value: Value, prefix: Vec<Segment>) -> Result<T, JobJsonError> {
     normalize(&mut value, &mut prefix.clone())?;
     serde_path_to_error::deserialize::<_, T>(value).map_err(|e| {
         let mut segments = prefix.clone();
         for seg in e.path().iter() {
             match seg {
-                serde_path_to_error::Segment::Seq { index } => {
-                    segments.push(Segment::Index(*index))
-                }
-                serde_path_to_error::Segment::Map { key } => {
-                    segments.push(Segment::Key(key.clone()))
-                }
-                serde_path_to_error::Segment::Enum { variant } => {
-                    segments.push(Segment::Key(variant.clone()))
-                }
+                serde_path_to_error::Segment::Seq { index } => segments.push(Segment::Index(*index)),
+                serde_path_to_error::Segment::Map { key } => segments.push(Segment::Key(key.clone())),
+                serde_path_to_error::Segment::Enum { variant } => segments.push(Segment::Key(variant.clone())),
                 serde_path_to_error::Segment::Unknown => {}
             }
         }
@@ -195,11 +166,7 @@ fn render_path(segments: &[Segment]) -> String {
             Segment::Index(i) => out.push_str(&format!("[{i}]")),
         }
     }
-    if out.is_empty() {
-        "(root)".to_owned()
-    } else {
-        out
-    }
+    if out.is_empty() { "(root)".to_owned() } else { out }
 }
 
 /// Fields whose value is data of its own (never renamed, never entered).
@@ -258,19 +225,13 @@ struct KnownNames {
 fn known_names() -> &'static KnownNames {
     static NAMES: OnceLock<KnownNames> = OnceLock::new();
     NAMES.get_or_init(|| {
-        let mut names = KnownNames {
-            exact: BTreeSet::new(),
-            folded: BTreeMap::new(),
-        };
+        let mut names = KnownNames { exact: BTreeSet::new(), folded: BTreeMap::new() };
         for sample in field_samples() {
             if let Value::Object(map) = sample {
                 for key in map.keys() {
                     names.exact.insert(key.clone());
                     // First spelling wins: the job specification's types come first.
-                    names
-                        .folded
-                        .entry(key.to_ascii_lowercase())
-                        .or_insert_with(|| key.clone());
+                    names.folded.entry(key.to_ascii_lowercase()).or_insert_with(|| key.clone());
                 }
             }
         }
@@ -538,8 +499,7 @@ fn skip_value(b: &[u8], pos: usize) -> Option<usize> {
         }
         _ => {
             let mut p = pos;
-            while p < b.len() && !matches!(b[p], b',' | b'}' | b']') && !b[p].is_ascii_whitespace()
-            {
+            while p < b.len() && !matches!(b[p], b',' | b'}' | b']') && !b[p].is_ascii_whitespace() {
                 p += 1;
             }
             Some(p)

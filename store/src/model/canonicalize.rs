@@ -7,8 +7,7 @@ use super::group::{EphemeralDisk, ScalingPolicy, TaskGroup};
 use super::job::{JOB_PRIORITY_DEFAULT, Job, JobType};
 use super::periodic::PayloadRequirement;
 use super::policy::{
-    DelayFunction, DisconnectStrategy, MigrateStrategy, ReschedulePolicy, RestartMode,
-    RestartPolicy, UpdateStrategy,
+    DelayFunction, DisconnectStrategy, MigrateStrategy, ReschedulePolicy, RestartMode, RestartPolicy, UpdateStrategy,
 };
 use super::resources::Resources;
 use super::service::{CheckRestart, Service};
@@ -142,10 +141,7 @@ impl Job {
     }
 }
 
-fn canonicalize_placement(
-    affinities: &mut [super::placement::Affinity],
-    spreads: &mut [super::placement::Spread],
-) {
+fn canonicalize_placement(affinities: &mut [super::placement::Affinity], spreads: &mut [super::placement::Spread]) {
     for affinity in affinities {
         affinity.weight.get_or_insert(DEFAULT_AFFINITY_WEIGHT);
     }
@@ -169,11 +165,7 @@ fn canonicalize_group(
     job_reschedule: Option<&ReschedulePolicy>,
 ) {
     if group.count.is_none() {
-        let from_scaling = group
-            .scaling
-            .as_ref()
-            .and_then(|s| s.min)
-            .and_then(|m| i32::try_from(m).ok());
+        let from_scaling = group.scaling.as_ref().and_then(|s| s.min).and_then(|m| i32::try_from(m).ok());
         group.count = Some(from_scaling.unwrap_or(1));
     }
     let count = group.count.unwrap_or(1);
@@ -182,9 +174,7 @@ fn canonicalize_group(
     }
     canonicalize_placement(&mut group.affinities, &mut group.spreads);
 
-    let disk = group
-        .ephemeral_disk
-        .get_or_insert_with(EphemeralDisk::default);
+    let disk = group.ephemeral_disk.get_or_insert_with(EphemeralDisk::default);
     disk.sticky.get_or_insert(false);
     disk.migrate.get_or_insert(false);
     disk.size_mb.get_or_insert(DEFAULT_EPHEMERAL_DISK_MB);
@@ -267,12 +257,7 @@ fn canonicalize_scaling(scaling: &mut ScalingPolicy, count: i32) {
     set_if_empty(&mut scaling.policy_type, "horizontal");
 }
 
-fn canonicalize_task(
-    task: &mut Task,
-    group_restart: &RestartPolicy,
-    job_name: &str,
-    group_name: &str,
-) {
+fn canonicalize_task(task: &mut Task, group_restart: &RestartPolicy, job_name: &str, group_name: &str) {
     let mut restart = group_restart.clone();
     if let Some(own) = &task.restart_policy {
         restart.merge(own);
@@ -285,17 +270,12 @@ fn canonicalize_task(
     task.kill_timeout.get_or_insert(DEFAULT_KILL_TIMEOUT);
     let logs = task.log_config.get_or_insert_with(LogConfig::default);
     logs.max_files.get_or_insert(DEFAULT_LOG_MAX_FILES);
-    logs.max_file_size_mb
-        .get_or_insert(DEFAULT_LOG_MAX_FILE_SIZE_MB);
+    logs.max_file_size_mb.get_or_insert(DEFAULT_LOG_MAX_FILE_SIZE_MB);
     logs.disabled.get_or_insert(false);
 
     canonicalize_placement(&mut task.affinities, &mut []);
     // An empty `lifecycle {}` means no lifecycle at all, as in Nomad.
-    if task
-        .lifecycle
-        .as_ref()
-        .is_some_and(|l| l.hook.is_unset() && !l.sidecar && l.extra.is_empty())
-    {
+    if task.lifecycle.as_ref().is_some_and(|l| l.hook.is_unset() && !l.sidecar && l.extra.is_empty()) {
         task.lifecycle = None;
     }
     for template in &mut task.templates {

@@ -26,12 +26,7 @@ impl DeploymentStatus {
     pub fn is_active(&self) -> bool {
         matches!(
             self,
-            Self::Running
-                | Self::Paused
-                | Self::Initializing
-                | Self::Pending
-                | Self::Blocked
-                | Self::Unblocking
+            Self::Running | Self::Paused | Self::Initializing | Self::Pending | Self::Blocked | Self::Unblocking
         )
     }
 }

@@ -4,9 +4,7 @@ use serde::{Deserialize, Serialize};
 
 /// A duration in nanoseconds; a plain JSON integer on the wire. Signed, because Nomad uses
 /// negative values as markers (a drain deadline of -1s means "force now").
-#[derive(
-    Debug, Clone, Copy, Default, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize,
-)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(transparent)]
 pub struct Nanos(pub i64);
 
@@ -34,9 +32,7 @@ impl Nanos {
     }
     /// `None` for negative durations, which `std::time::Duration` cannot hold.
     pub fn to_std(self) -> Option<std::time::Duration> {
-        u64::try_from(self.0)
-            .ok()
-            .map(std::time::Duration::from_nanos)
+        u64::try_from(self.0).ok().map(std::time::Duration::from_nanos)
     }
     pub fn from_std(d: std::time::Duration) -> Nanos {
         Nanos(i64::try_from(d.as_nanos()).unwrap_or(i64::MAX))
@@ -66,11 +62,7 @@ impl std::fmt::Display for Nanos {
         let total_secs = abs / 1_000_000_000;
         let frac = abs % 1_000_000_000;
         let (h, m, s) = (total_secs / 3600, (total_secs / 60) % 60, total_secs % 60);
-        let secs = if frac == 0 {
-            format!("{s}")
-        } else {
-            format!("{}", s as f64 + frac as f64 / 1e9)
-        };
+        let secs = if frac == 0 { format!("{s}") } else { format!("{}", s as f64 + frac as f64 / 1e9) };
         if h > 0 {
             write!(f, "{sign}{h}h{m}m{secs}s")
         } else if m > 0 {
@@ -88,11 +80,7 @@ impl std::str::FromStr for Nanos {
     /// (fractions allowed) each followed by a unit `ns`, `us`/`µs`, `ms`, `s`, `m` or `h`
     /// (`"5s"`, `"1h30m"`, `"1.5s"`, `"-1s"`); `"0"` alone needs no unit.
     fn from_str(input: &str) -> Result<Nanos, String> {
-        let bad = |why: &str| {
-            format!(
-                "invalid duration \"{input}\": {why} (expected e.g. \"30s\", \"5m\", \"1h30m\")"
-            )
-        };
+        let bad = |why: &str| format!("invalid duration \"{input}\": {why} (expected e.g. \"30s\", \"5m\", \"1h30m\")");
         let (negative, mut rest) = match input.strip_prefix('-') {
             Some(r) => (true, r),
             None => (false, input.strip_prefix('+').unwrap_or(input)),
@@ -105,16 +93,10 @@ impl std::str::FromStr for Nanos {
         }
         let mut total: f64 = 0.0;
         while !rest.is_empty() {
-            let number_len = rest
-                .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-                .unwrap_or(rest.len());
-            let number: f64 = rest[..number_len]
-                .parse()
-                .map_err(|_| bad("a number is missing"))?;
+            let number_len = rest.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(rest.len());
+            let number: f64 = rest[..number_len].parse().map_err(|_| bad("a number is missing"))?;
             rest = &rest[number_len..];
-            let unit_len = rest
-                .find(|c: char| c.is_ascii_digit() || c == '.')
-                .unwrap_or(rest.len());
+            let unit_len = rest.find(|c: char| c.is_ascii_digit() || c == '.').unwrap_or(rest.len());
             let scale = match &rest[..unit_len] {
                 "ns" => 1.0,
                 "us" | "µs" | "μs" => 1e3,
@@ -142,10 +124,7 @@ mod tests {
 
     #[test]
     fn nanos_encode_as_plain_integers_and_display_like_go() {
-        assert_eq!(
-            serde_json::to_string(&Nanos::from_secs(5)).unwrap(),
-            "5000000000"
-        );
+        assert_eq!(serde_json::to_string(&Nanos::from_secs(5)).unwrap(), "5000000000");
         assert_eq!(Nanos::from_secs(5).to_string(), "5s");
         assert_eq!(Nanos::from_secs(90).to_string(), "1m30s");
         assert_eq!(Nanos::from_hours(1).to_string(), "1h0m0s");
@@ -166,12 +145,7 @@ mod tests {
         for bad in ["", "5", "s", "5x", "1..2s", "-"] {
             assert!(bad.parse::<Nanos>().is_err(), "{bad:?} should not parse");
         }
-        for d in [
-            Nanos::from_secs(5),
-            Nanos::from_mins(90),
-            Nanos::from_millis(1500),
-            Nanos::from_hours(24),
-        ] {
+        for d in [Nanos::from_secs(5), Nanos::from_mins(90), Nanos::from_millis(1500), Nanos::from_hours(24)] {
             assert_eq!(ok(&d.to_string()), d, "Display and FromStr agree");
         }
     }

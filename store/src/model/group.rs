@@ -7,9 +7,7 @@ use serde::{Deserialize, Serialize};
 use super::common::{Extra, OpaqueMap, StringMap};
 use super::duration::Nanos;
 use super::placement::{Affinity, Constraint, Spread};
-use super::policy::{
-    DisconnectStrategy, MigrateStrategy, ReschedulePolicy, RestartPolicy, UpdateStrategy,
-};
+use super::policy::{DisconnectStrategy, MigrateStrategy, ReschedulePolicy, RestartPolicy, UpdateStrategy};
 use super::resources::NetworkResource;
 use super::service::Service;
 use super::task::Task;

@@ -100,9 +100,7 @@ impl Job {
         self.job_type.clone().unwrap_or(JobType::Service)
     }
     pub fn is_periodic(&self) -> bool {
-        self.periodic
-            .as_ref()
-            .is_some_and(|p| p.enabled.unwrap_or(true))
+        self.periodic.as_ref().is_some_and(|p| p.enabled.unwrap_or(true))
     }
     pub fn is_parameterized(&self) -> bool {
         self.parameterized_job.is_some() && !self.dispatched

@@ -42,39 +42,35 @@ mod tests;
 
 pub use acl::{AclPolicy, AclToken, AclTokenType, JobAcl};
 pub use alloc::{
-    AllocClientStatus, AllocDeploymentStatus, AllocDesiredStatus, AllocMetric,
-    AllocatedCpuResources, AllocatedMemoryResources, AllocatedPortMapping, AllocatedResources,
-    AllocatedSharedResources, AllocatedTaskResources, Allocation, DesiredTransition, NodeScoreMeta,
-    RescheduleEvent, RescheduleTracker, TaskEvent, TaskState, TaskStateKind,
+    AllocClientStatus, AllocDeploymentStatus, AllocDesiredStatus, AllocMetric, AllocatedCpuResources,
+    AllocatedMemoryResources, AllocatedPortMapping, AllocatedResources, AllocatedSharedResources,
+    AllocatedTaskResources, Allocation, DesiredTransition, NodeScoreMeta, RescheduleEvent, RescheduleTracker,
+    TaskEvent, TaskState, TaskStateKind,
 };
-pub use api_json::{
-    JobJsonError, from_api_json, from_api_value, job_from_api_json, job_to_api_json,
-};
+pub use api_json::{JobJsonError, from_api_json, from_api_value, job_from_api_json, job_to_api_json};
 pub use common::{AllocId, DeploymentId, EvalId, Extra, JobId, NodeId, OpaqueMap, StringMap};
 pub use deployment::{Deployment, DeploymentState, DeploymentStatus};
 pub use duration::Nanos;
 pub use eval::{EvalStatus, EvalTrigger, Evaluation};
 pub use group::{EphemeralDisk, ScalingPolicy, TaskGroup, VolumeRequest};
-pub use job::{
-    Job, JobChildrenSummary, JobStatus, JobSummary, JobType, JobVersions, TaskGroupSummary,
-};
+pub use job::{Job, JobChildrenSummary, JobStatus, JobSummary, JobType, JobVersions, TaskGroupSummary};
 pub use namespace::Namespace;
 pub use node::{
-    DrainSpec, DrainStrategy, DriverInfo, Node, NodeCpuResources, NodeDiskResources, NodeEvent,
-    NodeMemoryResources, NodeReservedCpuResources, NodeReservedNetworkResources,
-    NodeReservedResources, NodeResources, NodeStatus, SchedulingEligibility,
+    DrainSpec, DrainStrategy, DriverInfo, Node, NodeCpuResources, NodeDiskResources, NodeEvent, NodeMemoryResources,
+    NodeReservedCpuResources, NodeReservedNetworkResources, NodeReservedResources, NodeResources, NodeStatus,
+    SchedulingEligibility,
 };
 pub use periodic::{ParameterizedJobConfig, PayloadRequirement, PeriodicConfig};
 pub use placement::{Affinity, Constraint, Spread, SpreadTarget};
 pub use policy::{
-    DelayFunction, DisconnectStrategy, HealthCheckMode, MigrateStrategy, ReschedulePolicy,
-    RestartMode, RestartPolicy, UpdateStrategy,
+    DelayFunction, DisconnectStrategy, HealthCheckMode, MigrateStrategy, ReschedulePolicy, RestartMode, RestartPolicy,
+    UpdateStrategy,
 };
 pub use resources::{DnsConfig, NetworkResource, Port, RequestedDevice, Resources};
 pub use service::{CheckRestart, Service, ServiceCheck, ServiceRegistration};
 pub use task::{
-    Artifact, ChangeScript, DispatchPayloadConfig, Lifecycle, LifecycleHook, LogConfig, Task,
-    Template, TemplateChangeMode, VolumeMount, WaitConfig,
+    Artifact, ChangeScript, DispatchPayloadConfig, Lifecycle, LifecycleHook, LogConfig, Task, Template,
+    TemplateChangeMode, VolumeMount, WaitConfig,
 };
 pub use validate::ValidationError;
 pub use variable::Variable;

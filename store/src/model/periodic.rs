@@ -32,9 +32,7 @@ pub struct PeriodicConfig {
 impl PeriodicConfig {
     /// Every cron expression: `Specs` plus the legacy `Spec` if set.
     pub fn all_specs(&self) -> impl Iterator<Item = &str> {
-        std::iter::once(self.spec.as_str())
-            .filter(|s| !s.is_empty())
-            .chain(self.specs.iter().map(String::as_str))
+        std::iter::once(self.spec.as_str()).filter(|s| !s.is_empty()).chain(self.specs.iter().map(String::as_str))
     }
 }
 

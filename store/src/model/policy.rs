@@ -103,12 +103,7 @@ pub struct DisconnectStrategy {
 }
 
 /// Values `disconnect.reconcile` accepts.
-pub const DISCONNECT_RECONCILE_MODES: &[&str] = &[
-    "keep_original",
-    "keep_replacement",
-    "best_score",
-    "longest_running",
-];
+pub const DISCONNECT_RECONCILE_MODES: &[&str] = &["keep_original", "keep_replacement", "best_score", "longest_running"];
 
 // Merging: a field given in `over` wins over `self`.
 macro_rules! merge_options {
@@ -161,14 +156,7 @@ impl UpdateStrategy {
 
 impl MigrateStrategy {
     pub fn merge(&mut self, over: &MigrateStrategy) {
-        merge_options!(
-            self,
-            over,
-            max_parallel,
-            health_check,
-            min_healthy_time,
-            healthy_deadline
-        );
+        merge_options!(self, over, max_parallel, health_check, min_healthy_time, healthy_deadline);
     }
     pub fn defaults() -> MigrateStrategy {
         MigrateStrategy {
@@ -183,42 +171,18 @@ impl MigrateStrategy {
 
 impl RestartPolicy {
     pub fn merge(&mut self, over: &RestartPolicy) {
-        merge_options!(
-            self,
-            over,
-            attempts,
-            interval,
-            delay,
-            mode,
-            render_templates
-        );
+        merge_options!(self, over, attempts, interval, delay, mode, render_templates);
     }
 }
 
 impl ReschedulePolicy {
     pub fn merge(&mut self, over: &ReschedulePolicy) {
-        merge_options!(
-            self,
-            over,
-            attempts,
-            interval,
-            delay,
-            delay_function,
-            max_delay,
-            unlimited
-        );
+        merge_options!(self, over, attempts, interval, delay, delay_function, max_delay, unlimited);
     }
 }
 
 impl DisconnectStrategy {
     pub fn merge(&mut self, over: &DisconnectStrategy) {
-        merge_options!(
-            self,
-            over,
-            lost_after,
-            replace,
-            stop_on_client_after,
-            reconcile
-        );
+        merge_options!(self, over, lost_after, replace, stop_on_client_after, reconcile);
     }
 }

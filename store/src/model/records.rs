@@ -41,13 +41,12 @@
 use serde::{Deserialize, Serialize};
 
 use super::{
-    AclPolicy, AclToken, Allocation, Deployment, Evaluation, Job, Namespace, Node,
-    ServiceRegistration, Variable,
+    AclPolicy, AclToken, Allocation, Deployment, Evaluation, Job, Namespace, Node, ServiceRegistration, Variable,
 };
 use crate::api::Transaction;
 use crate::schema::{
-    Index, IndexEntry, Keyspace, Kind, PAGE_LIMIT_MAX, Page, PageOptions, PutOptions, PutOutcome,
-    Record, SchemaError, Tuple, Versions,
+    Index, IndexEntry, Keyspace, Kind, PAGE_LIMIT_MAX, Page, PageOptions, PutOptions, PutOutcome, Record, SchemaError,
+    Tuple, Versions,
 };
 use crate::types::ReadMode;
 
@@ -192,14 +191,9 @@ impl Record for JobVersion {
 /// Records `job` as its version `job.Version` (a new version, or the same version again
 /// after a stability change). Put it in the transaction that puts the job, with the job as
 /// stored: see [`JobVersion`] for the index fields.
-pub async fn put_job_version(
-    ks: &Keyspace,
-    tx: &Transaction,
-    job: &Job,
-) -> Result<PutOutcome, SchemaError> {
+pub async fn put_job_version(ks: &Keyspace, tx: &Transaction, job: &Job) -> Result<PutOutcome, SchemaError> {
     // A record is encoded from a reference; the clone only wraps it in the version's kind.
-    ks.put(tx, &JobVersion(job.clone()), PutOptions::default())
-        .await
+    ks.put(tx, &JobVersion(job.clone()), PutOptions::default()).await
 }
 
 /// One version of a job, or None.
@@ -211,10 +205,7 @@ pub async fn get_job_version(
     version: u64,
     mode: ReadMode,
 ) -> Result<Option<Job>, SchemaError> {
-    Ok(ks
-        .get::<JobVersion>(tx, &keys::job_version(namespace, id, version), mode)
-        .await?
-        .map(|v| v.0))
+    Ok(ks.get::<JobVersion>(tx, &keys::job_version(namespace, id, version), mode).await?.map(|v| v.0))
 }
 
 /// The newest `limit` versions of a job (at most `PAGE_LIMIT_MAX`), newest first.
@@ -229,9 +220,7 @@ pub async fn list_job_versions(
         return Ok(Vec::new());
     }
     let page = PageOptions::new(limit.min(PAGE_LIMIT_MAX)).reverse(true);
-    let versions = ks
-        .list::<JobVersion>(tx, &keys::job_versions(namespace, id), &page)
-        .await?;
+    let versions = ks.list::<JobVersion>(tx, &keys::job_versions(namespace, id), &page).await?;
     Ok(versions.items.into_iter().map(|v| v.0).collect())
 }
 
@@ -263,8 +252,7 @@ pub async fn allocs_by_node(
     node_id: &str,
     page: &PageOptions,
 ) -> Result<Page<Allocation>, SchemaError> {
-    ks.scan_index_records(tx, ALLOC_BY_NODE, &Tuple::new(&node_id), page)
-        .await
+    ks.scan_index_records(tx, ALLOC_BY_NODE, &Tuple::new(&node_id), page).await
 }
 
 /// One page of the allocations of a job, by ID.
@@ -275,8 +263,7 @@ pub async fn allocs_by_job(
     job_id: &str,
     page: &PageOptions,
 ) -> Result<Page<Allocation>, SchemaError> {
-    ks.scan_index_records(tx, ALLOC_BY_JOB, &ns_and(namespace, job_id), page)
-        .await
+    ks.scan_index_records(tx, ALLOC_BY_JOB, &ns_and(namespace, job_id), page).await
 }
 
 impl Record for Evaluation {
@@ -287,10 +274,7 @@ impl Record for Evaluation {
     }
 
     fn index_entries(&self) -> Vec<IndexEntry> {
-        vec![IndexEntry::new(
-            EVAL_BY_JOB,
-            ns_and(&self.namespace, self.job_id.as_str()),
-        )]
+        vec![IndexEntry::new(EVAL_BY_JOB, ns_and(&self.namespace, self.job_id.as_str()))]
     }
 
     fn set_versions(&mut self, v: &Versions) {
@@ -307,8 +291,7 @@ pub async fn evals_by_job(
     job_id: &str,
     page: &PageOptions,
 ) -> Result<Page<Evaluation>, SchemaError> {
-    ks.scan_index_records(tx, EVAL_BY_JOB, &ns_and(namespace, job_id), page)
-        .await
+    ks.scan_index_records(tx, EVAL_BY_JOB, &ns_and(namespace, job_id), page).await
 }
 
 impl Record for Deployment {
@@ -319,10 +302,7 @@ impl Record for Deployment {
     }
 
     fn index_entries(&self) -> Vec<IndexEntry> {
-        vec![IndexEntry::new(
-            DEPLOYMENT_BY_JOB,
-            ns_and(&self.namespace, self.job_id.as_str()),
-        )]
+        vec![IndexEntry::new(DEPLOYMENT_BY_JOB, ns_and(&self.namespace, self.job_id.as_str()))]
     }
 
     fn set_versions(&mut self, v: &Versions) {
@@ -340,8 +320,7 @@ pub async fn deployments_by_job(
     job_id: &str,
     page: &PageOptions,
 ) -> Result<Page<Deployment>, SchemaError> {
-    ks.scan_index_records(tx, DEPLOYMENT_BY_JOB, &ns_and(namespace, job_id), page)
-        .await
+    ks.scan_index_records(tx, DEPLOYMENT_BY_JOB, &ns_and(namespace, job_id), page).await
 }
 
 impl Record for Node {
@@ -371,8 +350,7 @@ pub async fn nodes_by_pool(
     pool: &str,
     page: &PageOptions,
 ) -> Result<Page<Node>, SchemaError> {
-    ks.scan_index_records(tx, NODE_BY_POOL, &Tuple::new(&pool), page)
-        .await
+    ks.scan_index_records(tx, NODE_BY_POOL, &Tuple::new(&pool), page).await
 }
 
 /// One page of the nodes in a datacenter, by ID.
@@ -382,8 +360,7 @@ pub async fn nodes_by_datacenter(
     datacenter: &str,
     page: &PageOptions,
 ) -> Result<Page<Node>, SchemaError> {
-    ks.scan_index_records(tx, NODE_BY_DATACENTER, &Tuple::new(&datacenter), page)
-        .await
+    ks.scan_index_records(tx, NODE_BY_DATACENTER, &Tuple::new(&datacenter), page).await
 }
 
 impl Record for AclPolicy {
@@ -407,10 +384,7 @@ impl Record for AclToken {
     }
 
     fn index_entries(&self) -> Vec<IndexEntry> {
-        vec![IndexEntry::new(
-            ACL_TOKEN_BY_SECRET,
-            Tuple::new(&self.secret_id.as_str()),
-        )]
+        vec![IndexEntry::new(ACL_TOKEN_BY_SECRET, Tuple::new(&self.secret_id.as_str()))]
     }
 
     fn set_versions(&mut self, v: &Versions) {
@@ -429,9 +403,7 @@ pub async fn token_by_secret(
     mode: ReadMode,
 ) -> Result<Option<AclToken>, SchemaError> {
     let page = PageOptions::new(1).read_mode(mode);
-    let found = ks
-        .scan_index_records::<AclToken>(tx, ACL_TOKEN_BY_SECRET, &Tuple::new(&secret), &page)
-        .await?;
+    let found = ks.scan_index_records::<AclToken>(tx, ACL_TOKEN_BY_SECRET, &Tuple::new(&secret), &page).await?;
     Ok(found.items.into_iter().next())
 }
 
@@ -489,8 +461,7 @@ pub async fn services_by_name(
     service_name: &str,
     page: &PageOptions,
 ) -> Result<Page<ServiceRegistration>, SchemaError> {
-    ks.scan_index_records(tx, SERVICE_BY_NAME, &ns_and(namespace, service_name), page)
-        .await
+    ks.scan_index_records(tx, SERVICE_BY_NAME, &ns_and(namespace, service_name), page).await
 }
 
 /// One page of the registrations an allocation made.
@@ -500,6 +471,5 @@ pub async fn services_by_alloc(
     alloc_id: &str,
     page: &PageOptions,
 ) -> Result<Page<ServiceRegistration>, SchemaError> {
-    ks.scan_index_records(tx, SERVICE_BY_ALLOC, &Tuple::new(&alloc_id), page)
-        .await
+    ks.scan_index_records(tx, SERVICE_BY_ALLOC, &Tuple::new(&alloc_id), page).await
 }

@@ -102,9 +102,7 @@ pub fn parse_port_ranges(spec: &str) -> Result<Vec<(u16, u16)>, String> {
     for part in spec.split(',').map(str::trim).filter(|p| !p.is_empty()) {
         let port = |s: &str| -> Result<u16, String> {
             match s.trim().parse::<u16>() {
-                Ok(0) | Err(_) => Err(format!(
-                    "\"{s}\" in \"{part}\" is not a port between 1 and {PORT_MAX}"
-                )),
+                Ok(0) | Err(_) => Err(format!("\"{s}\" in \"{part}\" is not a port between 1 and {PORT_MAX}")),
                 Ok(p) => Ok(p),
             }
         };
@@ -129,18 +127,11 @@ mod tests {
 
     #[test]
     fn port_ranges_parse_singles_and_ranges_and_reject_bad_parts() {
-        assert_eq!(
-            parse_port_ranges("22, 80,8000-8100"),
-            Ok(vec![(22, 22), (80, 80), (8000, 8100)])
-        );
+        assert_eq!(parse_port_ranges("22, 80,8000-8100"), Ok(vec![(22, 22), (80, 80), (8000, 8100)]));
         assert_eq!(parse_port_ranges(""), Ok(vec![]));
         assert!(parse_port_ranges("0").is_err());
         assert!(parse_port_ranges("70000").is_err());
-        assert!(
-            parse_port_ranges("90-80")
-                .unwrap_err()
-                .contains("ends before it starts")
-        );
+        assert!(parse_port_ranges("90-80").unwrap_err().contains("ends before it starts"));
         assert!(parse_port_ranges("http").is_err());
     }
 }

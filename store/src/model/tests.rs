@@ -16,11 +16,14 @@ fn decode(json: &str) -> Job {
 }
 
 fn minimal(job_type: &str) -> Job {
-    decode(&json!({
-        "ID": "example",
-        "Type": job_type,
-        "TaskGroups": [{"Name": "g", "Tasks": [{"Name": "t", "Driver": "docker", "Config": {"image": "redis"}}]}]
-    }).to_string())
+    decode(
+        &json!({
+            "ID": "example",
+            "Type": job_type,
+            "TaskGroups": [{"Name": "g", "Tasks": [{"Name": "t", "Driver": "docker", "Config": {"image": "redis"}}]}]
+        })
+        .to_string(),
+    )
 }
 
 // ---- Decoding and round trips ----------------------------------------------------------------
@@ -44,38 +47,19 @@ fn full_job_decodes_every_block_into_typed_fields() {
     assert_eq!(job.spreads[0].spread_target[1].percent, 30);
     assert_eq!(job.update.as_ref().and_then(|u| u.canary), Some(1));
     assert_eq!(job.periodic.as_ref().map(|p| p.specs.len()), Some(2));
-    assert_eq!(
-        job.parameterized_job
-            .as_ref()
-            .and_then(|p| p.payload.clone()),
-        Some(PayloadRequirement::Optional)
-    );
-    assert_eq!(
-        job.reschedule
-            .as_ref()
-            .and_then(|r| r.delay_function.clone()),
-        Some(DelayFunction::Constant)
-    );
+    assert_eq!(job.parameterized_job.as_ref().and_then(|p| p.payload.clone()), Some(PayloadRequirement::Optional));
+    assert_eq!(job.reschedule.as_ref().and_then(|r| r.delay_function.clone()), Some(DelayFunction::Constant));
 
     let group = &job.task_groups[0];
     assert_eq!(group.count, Some(3));
     assert_eq!(group.volumes["data"].source, "data-vol");
-    assert_eq!(
-        group.ephemeral_disk.as_ref().and_then(|d| d.size_mb),
-        Some(500)
-    );
-    assert_eq!(
-        group.disconnect.as_ref().and_then(|d| d.lost_after),
-        Some(Nanos::from_secs(60))
-    );
+    assert_eq!(group.ephemeral_disk.as_ref().and_then(|d| d.size_mb), Some(500));
+    assert_eq!(group.disconnect.as_ref().and_then(|d| d.lost_after), Some(Nanos::from_secs(60)));
     let net = &group.networks[0];
     assert_eq!(net.reserved_ports[0].value, 8080);
     assert_eq!(net.reserved_ports[0].host_network, "public");
     assert_eq!(net.dynamic_ports[1].to, 9000);
-    assert_eq!(
-        net.dns.as_ref().map(|d| d.servers.clone()),
-        Some(vec!["1.1.1.1".to_owned()])
-    );
+    assert_eq!(net.dns.as_ref().map(|d| d.servers.clone()), Some(vec!["1.1.1.1".to_owned()]));
     let check = &group.services[0].checks[0];
     assert_eq!(check.interval, Nanos::from_secs(10));
     assert_eq!(check.check_restart.as_ref().map(|r| r.limit), Some(3));
@@ -83,37 +67,16 @@ fn full_job_decodes_every_block_into_typed_fields() {
 
     let server = &group.tasks[0];
     assert_eq!(server.config["image"], json!("nginx:1.25"));
-    assert_eq!(
-        server.resources.as_ref().and_then(|r| r.memory_max_mb),
-        Some(512)
-    );
+    assert_eq!(server.resources.as_ref().and_then(|r| r.memory_max_mb), Some(512));
     assert_eq!(server.kill_timeout, Some(Nanos::from_secs(10)));
-    assert_eq!(
-        server.log_config.as_ref().and_then(|l| l.max_files),
-        Some(5)
-    );
+    assert_eq!(server.log_config.as_ref().and_then(|l| l.max_files), Some(5));
     assert_eq!(server.artifacts[0].getter_options["checksum"], "sha256:abc");
-    assert_eq!(
-        server.templates[0].change_mode,
-        Some(TemplateChangeMode::Signal)
-    );
-    assert_eq!(
-        server.templates[1]
-            .change_script
-            .as_ref()
-            .map(|s| s.command.as_str()),
-        Some("/bin/reload")
-    );
+    assert_eq!(server.templates[0].change_mode, Some(TemplateChangeMode::Signal));
+    assert_eq!(server.templates[1].change_script.as_ref().map(|s| s.command.as_str()), Some("/bin/reload"));
     assert_eq!(server.volume_mounts[0].destination, "/data");
-    assert_eq!(
-        server.dispatch_payload.as_ref().map(|d| d.file.as_str()),
-        Some("input.json")
-    );
+    assert_eq!(server.dispatch_payload.as_ref().map(|d| d.file.as_str()), Some("input.json"));
     assert!(server.leader);
-    assert_eq!(
-        group.tasks[1].lifecycle.as_ref().map(|l| l.hook.clone()),
-        Some(LifecycleHook::Prestart)
-    );
+    assert_eq!(group.tasks[1].lifecycle.as_ref().map(|l| l.hook.clone()), Some(LifecycleHook::Prestart));
     assert!(group.tasks[2].lifecycle.as_ref().is_some_and(|l| l.sidecar));
 }
 
@@ -156,10 +119,7 @@ fn encoding_spells_every_field_as_nomad_does() {
 #[test]
 fn unknown_fields_and_unmodelled_blocks_are_preserved() {
     let job = decode(FULL_JOB);
-    assert_eq!(
-        job.extra["FutureTopLevelField"],
-        json!({"Anything": [1, 2, 3]})
-    );
+    assert_eq!(job.extra["FutureTopLevelField"], json!({"Anything": [1, 2, 3]}));
     assert_eq!(job.extra["Vault"]["Role"], json!("web"));
     assert!(job.multiregion.is_some());
     let group = &job.task_groups[0];
@@ -177,14 +137,8 @@ fn unknown_fields_and_unmodelled_blocks_are_preserved() {
     assert!(task.identity.is_some() && task.csi_plugin_config.is_some());
 
     let encoded: Value = serde_json::from_str(&job_to_api_json(&job)).unwrap();
-    assert_eq!(
-        encoded["Job"]["FutureTopLevelField"]["Anything"][2],
-        json!(3)
-    );
-    assert_eq!(
-        encoded["Job"]["TaskGroups"][0]["Tasks"][0]["TaskFieldFromTheFuture"],
-        json!(42)
-    );
+    assert_eq!(encoded["Job"]["FutureTopLevelField"]["Anything"][2], json!(3));
+    assert_eq!(encoded["Job"]["TaskGroups"][0]["Tasks"][0]["TaskFieldFromTheFuture"], json!(42));
 }
 
 #[test]
@@ -224,27 +178,15 @@ fn keys_match_case_insensitively_like_go() {
     assert_eq!(job.priority, 60);
     let group = &job.task_groups[0];
     assert_eq!(group.count, Some(2));
-    assert_eq!(
-        group.restart_policy.as_ref().and_then(|r| r.attempts),
-        Some(7)
-    );
+    assert_eq!(group.restart_policy.as_ref().and_then(|r| r.attempts), Some(7));
     let task = &group.tasks[0];
     assert_eq!(task.kill_timeout, Some(Nanos::from_secs(1)));
     let res = task.resources.as_ref().unwrap();
-    assert_eq!(
-        (res.cpu, res.memory_mb, res.memory_max_mb),
-        (Some(250), Some(128), Some(256))
-    );
+    assert_eq!((res.cpu, res.memory_mb, res.memory_max_mb), (Some(250), Some(128), Some(256)));
     // User data keeps its keys exactly.
-    assert_eq!(
-        task.config.keys().collect::<Vec<_>>(),
-        ["Command", "lowerCase"]
-    );
+    assert_eq!(task.config.keys().collect::<Vec<_>>(), ["Command", "lowerCase"]);
     assert_eq!(task.meta["MiXeD"], "v");
-    assert!(
-        job.extra.is_empty() && task.extra.is_empty(),
-        "no key fell through to extra"
-    );
+    assert!(job.extra.is_empty() && task.extra.is_empty(), "no key fell through to extra");
 }
 
 #[test]
@@ -261,90 +203,60 @@ fn null_fields_decode_as_absent() {
 fn the_only_field_name_clash_between_records_is_cpu() {
     let mut spellings: BTreeMap<String, std::collections::BTreeSet<String>> = BTreeMap::new();
     for sample in api_json::field_samples() {
-        let Value::Object(map) = sample else {
-            panic!("every record serialises to an object")
-        };
+        let Value::Object(map) = sample else { panic!("every record serialises to an object") };
         for key in map.keys() {
-            spellings
-                .entry(key.to_ascii_lowercase())
-                .or_default()
-                .insert(key.clone());
+            spellings.entry(key.to_ascii_lowercase()).or_default().insert(key.clone());
         }
     }
-    let clashes: Vec<_> = spellings
-        .iter()
-        .filter(|(_, s)| s.len() > 1)
-        .map(|(k, _)| k.as_str())
-        .collect();
+    let clashes: Vec<_> = spellings.iter().filter(|(_, s)| s.len() > 1).map(|(k, _)| k.as_str()).collect();
     assert_eq!(clashes, ["cpu"], "a new clash needs a rule in api_json.rs");
 }
 
 #[test]
 fn keys_differing_only_in_case_are_rejected_as_duplicates() {
-    let err = job_from_api_json(r#"{"ID": "x", "TaskGroups": [{"Name": "a", "name": "b"}]}"#)
-        .unwrap_err();
-    assert!(
-        matches!(&err, JobJsonError::DuplicateField { path, .. } if path == "TaskGroups[0].Name"),
-        "{err}"
-    );
+    let err = job_from_api_json(r#"{"ID": "x", "TaskGroups": [{"Name": "a", "name": "b"}]}"#).unwrap_err();
+    assert!(matches!(&err, JobJsonError::DuplicateField { path, .. } if path == "TaskGroups[0].Name"), "{err}");
 }
 
 #[test]
 fn type_errors_name_the_field_path_line_and_column() {
-    let input = "{\"Job\": {\n  \"ID\": \"x\",\n  \"taskgroups\": [\n    {\"Name\": \"g\", \"Count\": \"three\"}\n  ]\n}}";
+    let input =
+        "{\"Job\": {\n  \"ID\": \"x\",\n  \"taskgroups\": [\n    {\"Name\": \"g\", \"Count\": \"three\"}\n  ]\n}}";
     let err = job_from_api_json(input).unwrap_err();
     match &err {
-        JobJsonError::Field {
-            path, line, column, ..
-        } => {
+        JobJsonError::Field { path, line, column, .. } => {
             assert_eq!(path, "Job.TaskGroups[0].Count");
             assert_eq!((*line, *column), (Some(4), Some(28)));
         }
         other => panic!("expected a field error, got {other:?}"),
     }
-    assert!(
-        err.to_string()
-            .contains("Job.TaskGroups[0].Count (line 4, column 28)"),
-        "{err}"
-    );
+    assert!(err.to_string().contains("Job.TaskGroups[0].Count (line 4, column 28)"), "{err}");
 }
 
 #[test]
 fn syntax_errors_carry_line_and_column() {
     let err = job_from_api_json("{\n  \"ID\": \"x\",\n  oops\n}").unwrap_err();
-    assert!(
-        matches!(err, JobJsonError::Syntax { line: 3, .. }),
-        "{err:?}"
-    );
+    assert!(matches!(err, JobJsonError::Syntax { line: 3, .. }), "{err:?}");
 }
 
 #[test]
 fn a_non_object_is_rejected_with_what_was_found() {
-    assert_eq!(
-        job_from_api_json("[1]").unwrap_err(),
-        JobJsonError::NotAnObject { found: "an array" }
-    );
-    assert_eq!(
-        job_from_api_json(r#"{"Job": null}"#).unwrap_err(),
-        JobJsonError::NotAnObject { found: "null" }
-    );
+    assert_eq!(job_from_api_json("[1]").unwrap_err(), JobJsonError::NotAnObject { found: "an array" });
+    assert_eq!(job_from_api_json(r#"{"Job": null}"#).unwrap_err(), JobJsonError::NotAnObject { found: "null" });
 }
 
 #[test]
 fn other_records_decode_case_insensitively_too() {
-    let alloc: Allocation = from_api_json(r#"{"id": "a1", "JobID": "web", "desiredstatus": "run", "ClientStatus": "running",
+    let alloc: Allocation = from_api_json(
+        r#"{"id": "a1", "JobID": "web", "desiredstatus": "run", "ClientStatus": "running",
         "TaskStates": {"Server": {"state": "running", "Events": [{"Type": "Started", "Time": 5}]}},
-        "AllocatedResources": {"Tasks": {"Server": {"Cpu": {"CpuShares": 500}, "Memory": {"MemoryMB": 256}}}}}"#)
-        .unwrap();
+        "AllocatedResources": {"Tasks": {"Server": {"Cpu": {"CpuShares": 500}, "Memory": {"MemoryMB": 256}}}}}"#,
+    )
+    .unwrap();
     assert_eq!(alloc.desired_status, AllocDesiredStatus::Run);
     assert_eq!(alloc.client_status, AllocClientStatus::Running);
     assert_eq!(alloc.task_states["Server"].state, TaskStateKind::Running);
-    assert_eq!(
-        alloc.allocated_resources.as_ref().unwrap().tasks["Server"]
-            .cpu
-            .cpu_shares,
-        500
-    );
+    assert_eq!(alloc.allocated_resources.as_ref().unwrap().tasks["Server"].cpu.cpu_shares, 500);
 
     let node: Node = from_api_json(r#"{"ID": "n1", "Status": "ready", "SchedulingEligibility": "eligible",
         "Attributes": {"kernel.name": "linux"}, "NodeResources": {"Cpu": {"CpuShares": 4000}, "Memory": {"MemoryMB": 8192}},
@@ -357,10 +269,8 @@ fn other_records_decode_case_insensitively_too() {
 
 #[test]
 fn unknown_enum_values_survive_a_round_trip() {
-    let eval: Evaluation = from_api_json(
-        r#"{"ID": "e", "Type": "_core", "Status": "someday", "TriggeredBy": "job-register"}"#,
-    )
-    .unwrap();
+    let eval: Evaluation =
+        from_api_json(r#"{"ID": "e", "Type": "_core", "Status": "someday", "TriggeredBy": "job-register"}"#).unwrap();
     assert_eq!(eval.eval_type, JobType::Other("_core".into()));
     assert_eq!(eval.triggered_by, EvalTrigger::JobRegister);
     let back: Value = serde_json::to_value(&eval).unwrap();
@@ -390,11 +300,7 @@ fn canonicalize_gives_service_jobs_service_restart_reschedule_update_and_migrate
     let restart = g.restart_policy.clone().unwrap();
     assert_eq!(
         (restart.attempts, restart.interval, restart.delay),
-        (
-            Some(2),
-            Some(Nanos::from_mins(30)),
-            Some(Nanos::from_secs(15))
-        )
+        (Some(2), Some(Nanos::from_mins(30)), Some(Nanos::from_secs(15)))
     );
     assert_eq!(restart.mode, Some(RestartMode::Fail));
     let resched = g.reschedule_policy.clone().unwrap();
@@ -410,15 +316,9 @@ fn canonicalize_gives_service_jobs_service_restart_reschedule_update_and_migrate
     assert_eq!(t.restart_policy, g.restart_policy);
     assert_eq!(t.kill_timeout, Some(Nanos::from_secs(5)));
     let logs = t.log_config.clone().unwrap();
-    assert_eq!(
-        (logs.max_files, logs.max_file_size_mb, logs.disabled),
-        (Some(10), Some(10), Some(false))
-    );
+    assert_eq!((logs.max_files, logs.max_file_size_mb, logs.disabled), (Some(10), Some(10), Some(false)));
     let res = t.resources.clone().unwrap();
-    assert_eq!(
-        (res.cpu, res.memory_mb, res.cores),
-        (Some(100), Some(300), Some(0))
-    );
+    assert_eq!((res.cpu, res.memory_mb, res.cores), (Some(100), Some(300), Some(0)));
 }
 
 #[test]
@@ -427,23 +327,13 @@ fn canonicalize_gives_batch_jobs_batch_restart_and_reschedule_and_no_update() {
     job.canonicalize();
     let g = &job.task_groups[0];
     let restart = g.restart_policy.clone().unwrap();
-    assert_eq!(
-        (restart.attempts, restart.interval),
-        (Some(3), Some(Nanos::from_hours(24)))
-    );
+    assert_eq!((restart.attempts, restart.interval), (Some(3), Some(Nanos::from_hours(24))));
     let resched = g.reschedule_policy.clone().unwrap();
     assert_eq!(
         (resched.attempts, resched.interval, resched.delay),
-        (
-            Some(1),
-            Some(Nanos::from_hours(24)),
-            Some(Nanos::from_secs(5))
-        )
+        (Some(1), Some(Nanos::from_hours(24)), Some(Nanos::from_secs(5)))
     );
-    assert_eq!(
-        (resched.delay_function, resched.unlimited),
-        (Some(DelayFunction::Constant), Some(false))
-    );
+    assert_eq!((resched.delay_function, resched.unlimited), (Some(DelayFunction::Constant), Some(false)));
     assert_eq!(job.update, None);
     assert_eq!(g.update, None);
     assert_eq!(g.migrate, None);
@@ -455,11 +345,7 @@ fn canonicalize_never_reschedules_system_jobs() {
         let mut job = minimal(kind);
         job.canonicalize();
         let resched = job.task_groups[0].reschedule_policy.clone().unwrap();
-        assert_eq!(
-            (resched.attempts, resched.unlimited),
-            (Some(0), Some(false)),
-            "{kind}"
-        );
+        assert_eq!((resched.attempts, resched.unlimited), (Some(0), Some(false)), "{kind}");
     }
 }
 
@@ -480,18 +366,11 @@ fn canonicalize_merges_partial_blocks_over_defaults_job_then_group_then_task() {
     job.canonicalize();
     let g = &job.task_groups[0];
     let u = g.update.clone().unwrap();
-    assert_eq!(
-        (u.max_parallel, u.canary, u.healthy_deadline),
-        (Some(3), Some(2), Some(Nanos::from_mins(5)))
-    );
+    assert_eq!((u.max_parallel, u.canary, u.healthy_deadline), (Some(3), Some(2), Some(Nanos::from_mins(5))));
     let r = g.reschedule_policy.clone().unwrap();
     assert_eq!(
         (r.delay, r.max_delay, r.delay_function),
-        (
-            Some(Nanos::from_secs(60)),
-            Some(Nanos::from_hours(2)),
-            Some(DelayFunction::Exponential)
-        )
+        (Some(Nanos::from_secs(60)), Some(Nanos::from_hours(2)), Some(DelayFunction::Exponential))
     );
     let gr = g.restart_policy.clone().unwrap();
     assert_eq!(
@@ -502,11 +381,7 @@ fn canonicalize_merges_partial_blocks_over_defaults_job_then_group_then_task() {
     let tr = t.restart_policy.clone().unwrap();
     assert_eq!((tr.attempts, tr.mode), (Some(9), Some(RestartMode::Delay)));
     let res = t.resources.clone().unwrap();
-    assert_eq!(
-        (res.cpu, res.cores),
-        (Some(0), Some(2)),
-        "cores exclude the CPU default"
-    );
+    assert_eq!((res.cpu, res.cores), (Some(0), Some(2)), "cores exclude the CPU default");
     let tpl = &t.templates[0];
     assert_eq!(
         (tpl.change_signal.as_str(), tpl.splay, tpl.perms.as_str()),
@@ -524,10 +399,7 @@ fn canonicalize_takes_count_from_scaling_min_and_scaling_min_from_count() {
     );
     job.canonicalize();
     assert_eq!(job.task_groups[0].count, Some(4));
-    assert_eq!(
-        job.task_groups[1].scaling.as_ref().and_then(|s| s.min),
-        Some(2)
-    );
+    assert_eq!(job.task_groups[1].scaling.as_ref().and_then(|s| s.min), Some(2));
     assert_eq!(job.task_groups[2].count, Some(0), "an explicit 0 stays 0");
 }
 
@@ -537,11 +409,7 @@ fn idempotence_cases() -> Vec<Job> {
     for kind in ["", "service", "batch", "system", "sysbatch", "unknown-kind"] {
         cases.push(minimal(kind));
         let mut with_blocks = decode(FULL_JOB);
-        with_blocks.job_type = if kind.is_empty() {
-            None
-        } else {
-            Some(JobType::from(kind))
-        };
+        with_blocks.job_type = if kind.is_empty() { None } else { Some(JobType::from(kind)) };
         cases.push(with_blocks.clone());
         with_blocks.update = Some(UpdateStrategy::default());
         with_blocks.migrate = None;
@@ -552,10 +420,7 @@ fn idempotence_cases() -> Vec<Job> {
             g.restart_policy = None;
             for t in &mut g.tasks {
                 t.resources = None;
-                t.restart_policy = Some(RestartPolicy {
-                    attempts: Some(1),
-                    ..RestartPolicy::default()
-                });
+                t.restart_policy = Some(RestartPolicy { attempts: Some(1), ..RestartPolicy::default() });
             }
         }
         cases.push(with_blocks);
@@ -648,9 +513,7 @@ fn check_rule(mutate: impl FnOnce(&mut Job), path: &str, fragment: &str) {
     mutate(&mut job);
     let errors = errors_of(&job);
     assert!(
-        errors
-            .iter()
-            .any(|(p, m)| p == path && m.contains(fragment)),
+        errors.iter().any(|(p, m)| p == path && m.contains(fragment)),
         "expected {path}: …{fragment}…, got {errors:#?}"
     );
 }
@@ -663,13 +526,7 @@ fn task(job: &mut Job) -> &mut Task {
 fn validation_rules_table() {
     check_rule(|j| j.priority = 101, "Priority", "between 1 and 100");
     check_rule(
-        |j| {
-            task(j).lifecycle = Some(Lifecycle {
-                hook: LifecycleHook::Poststop,
-                sidecar: true,
-                ..Default::default()
-            })
-        },
+        |j| task(j).lifecycle = Some(Lifecycle { hook: LifecycleHook::Poststop, sidecar: true, ..Default::default() }),
         "TaskGroups[0].Tasks[0].Lifecycle.Sidecar",
         "poststop",
     );
@@ -679,12 +536,7 @@ fn validation_rules_table() {
         "needs a hook",
     );
     check_rule(
-        |j| {
-            task(j).lifecycle = Some(Lifecycle {
-                hook: LifecycleHook::Prestart,
-                ..Default::default()
-            })
-        },
+        |j| task(j).lifecycle = Some(Lifecycle { hook: LifecycleHook::Prestart, ..Default::default() }),
         "TaskGroups[0].Tasks",
         "main task",
     );
@@ -716,10 +568,7 @@ fn validation_rules_table() {
         "max_parallel",
     );
     check_rule(
-        |j| {
-            j.task_groups[0].update.as_mut().unwrap().health_check =
-                Some(HealthCheckMode::from("vibes"))
-        },
+        |j| j.task_groups[0].update.as_mut().unwrap().health_check = Some(HealthCheckMode::from("vibes")),
         "TaskGroups[0].Update.HealthCheck",
         "\"checks\"",
     );
@@ -748,12 +597,7 @@ fn validation_rules_table() {
         "\"noop\"",
     );
     check_rule(
-        |j| {
-            task(j).templates.push(Template {
-                dest_path: "local/x".into(),
-                ..Default::default()
-            })
-        },
+        |j| task(j).templates.push(Template { dest_path: "local/x".into(), ..Default::default() }),
         "TaskGroups[0].Tasks[0].Templates[0]",
         "source or data",
     );
@@ -775,15 +619,8 @@ fn validation_rules_table() {
     check_rule(
         |j| {
             j.task_groups[0].networks.push(NetworkResource {
-                reserved_ports: vec![Port {
-                    label: "http".into(),
-                    value: 70000,
-                    ..Default::default()
-                }],
-                dynamic_ports: vec![Port {
-                    label: "http".into(),
-                    ..Default::default()
-                }],
+                reserved_ports: vec![Port { label: "http".into(), value: 70000, ..Default::default() }],
+                dynamic_ports: vec![Port { label: "http".into(), ..Default::default() }],
                 ..Default::default()
             });
         },
@@ -794,14 +631,8 @@ fn validation_rules_table() {
         |j| {
             j.task_groups[0].networks.push(NetworkResource {
                 dynamic_ports: vec![
-                    Port {
-                        label: "http".into(),
-                        ..Default::default()
-                    },
-                    Port {
-                        label: "http".into(),
-                        ..Default::default()
-                    },
+                    Port { label: "http".into(), ..Default::default() },
+                    Port { label: "http".into(), ..Default::default() },
                 ],
                 ..Default::default()
             });
@@ -813,16 +644,8 @@ fn validation_rules_table() {
         |j| {
             j.task_groups[0].networks.push(NetworkResource {
                 reserved_ports: vec![
-                    Port {
-                        label: "a".into(),
-                        value: 80,
-                        ..Default::default()
-                    },
-                    Port {
-                        label: "b".into(),
-                        value: 80,
-                        ..Default::default()
-                    },
+                    Port { label: "a".into(), value: 80, ..Default::default() },
+                    Port { label: "b".into(), value: 80, ..Default::default() },
                 ],
                 ..Default::default()
             });
@@ -833,21 +656,13 @@ fn validation_rules_table() {
     check_rule(
         |j| {
             j.job_type = Some(JobType::Batch);
-            j.periodic = Some(PeriodicConfig {
-                specs: vec!["61 * * * *".into()],
-                ..Default::default()
-            });
+            j.periodic = Some(PeriodicConfig { specs: vec!["61 * * * *".into()], ..Default::default() });
         },
         "Periodic.Specs[0]",
         "invalid cron expression",
     );
     check_rule(
-        |j| {
-            j.periodic = Some(PeriodicConfig {
-                specs: vec!["@daily".into()],
-                ..Default::default()
-            })
-        },
+        |j| j.periodic = Some(PeriodicConfig { specs: vec!["@daily".into()], ..Default::default() }),
         "Periodic",
         "only allowed for batch and sysbatch",
     );
@@ -859,29 +674,19 @@ fn validation_rules_table() {
     check_rule(
         |j| {
             j.job_type = Some(JobType::Batch);
-            j.parameterized_job = Some(ParameterizedJobConfig {
-                payload: Some(PayloadRequirement::from("maybe")),
-                ..Default::default()
-            });
+            j.parameterized_job =
+                Some(ParameterizedJobConfig { payload: Some(PayloadRequirement::from("maybe")), ..Default::default() });
         },
         "ParameterizedJob.Payload",
         "\"optional\", \"required\", \"forbidden\"",
     );
     check_rule(
-        |j| {
-            task(j).dispatch_payload = Some(DispatchPayloadConfig {
-                file: "in".into(),
-                ..Default::default()
-            })
-        },
+        |j| task(j).dispatch_payload = Some(DispatchPayloadConfig { file: "in".into(), ..Default::default() }),
         "TaskGroups[0].Tasks[0].DispatchPayload",
         "parameterized",
     );
     check_rule(
-        |j| {
-            j.task_groups[0].restart_policy.as_mut().unwrap().mode =
-                Some(RestartMode::from("retry"))
-        },
+        |j| j.task_groups[0].restart_policy.as_mut().unwrap().mode = Some(RestartMode::from("retry")),
         "TaskGroups[0].RestartPolicy.Mode",
         "\"fail\", \"delay\"",
     );
@@ -896,13 +701,7 @@ fn validation_rules_table() {
         "at least 5s",
     );
     check_rule(
-        |j| {
-            j.task_groups[0]
-                .reschedule_policy
-                .as_mut()
-                .unwrap()
-                .delay_function = Some(DelayFunction::from("linear"))
-        },
+        |j| j.task_groups[0].reschedule_policy.as_mut().unwrap().delay_function = Some(DelayFunction::from("linear")),
         "TaskGroups[0].ReschedulePolicy.DelayFunction",
         "\"constant\"",
     );
@@ -918,13 +717,7 @@ fn validation_rules_table() {
         "not declared",
     );
     check_rule(
-        |j| {
-            j.task_groups[0].scaling = Some(ScalingPolicy {
-                min: Some(2),
-                max: Some(5),
-                ..Default::default()
-            })
-        },
+        |j| j.task_groups[0].scaling = Some(ScalingPolicy { min: Some(2), max: Some(5), ..Default::default() }),
         "TaskGroups[0].Count",
         "outside the scaling range",
     );
@@ -941,12 +734,7 @@ fn validation_rules_table() {
         "unknown constraint operator",
     );
     check_rule(
-        |j| {
-            task(j).constraints.push(Constraint {
-                operand: "distinct_hosts".into(),
-                ..Default::default()
-            })
-        },
+        |j| task(j).constraints.push(Constraint { operand: "distinct_hosts".into(), ..Default::default() }),
         "TaskGroups[0].Tasks[0].Constraints[0].Operand",
         "not allowed on tasks",
     );
@@ -967,16 +755,8 @@ fn validation_rules_table() {
             j.spreads.push(Spread {
                 attribute: "a".into(),
                 spread_target: vec![
-                    SpreadTarget {
-                        value: "x".into(),
-                        percent: 80,
-                        ..Default::default()
-                    },
-                    SpreadTarget {
-                        value: "y".into(),
-                        percent: 30,
-                        ..Default::default()
-                    },
+                    SpreadTarget { value: "x".into(), percent: 80, ..Default::default() },
+                    SpreadTarget { value: "y".into(), percent: 30, ..Default::default() },
                 ],
                 ..Default::default()
             })
@@ -986,14 +766,8 @@ fn validation_rules_table() {
     );
     check_rule(
         |j| {
-            j.task_groups[0].services.push(Service {
-                provider: "nomad".into(),
-                ..Default::default()
-            });
-            task(j).services.push(Service {
-                provider: "consul".into(),
-                ..Default::default()
-            });
+            j.task_groups[0].services.push(Service { provider: "nomad".into(), ..Default::default() });
+            task(j).services.push(Service { provider: "consul".into(), ..Default::default() });
         },
         "TaskGroups[0].Services",
         "same provider",
@@ -1050,19 +824,12 @@ fn validation_rules_table() {
     check_rule(
         |j| {
             j.job_type = Some(JobType::Sysbatch);
-            j.spreads.push(Spread {
-                attribute: "a".into(),
-                ..Default::default()
-            });
+            j.spreads.push(Spread { attribute: "a".into(), ..Default::default() });
         },
         "Spreads",
         "may not have spreads",
     );
-    check_rule(
-        |j| j.job_type = Some(JobType::Batch),
-        "TaskGroups[0].Update",
-        "do not allow an update block",
-    );
+    check_rule(|j| j.job_type = Some(JobType::Batch), "TaskGroups[0].Update", "do not allow an update block");
 }
 
 // ---- Stored encoding -------------------------------------------------------------------------
@@ -1090,14 +857,8 @@ fn records_round_trip_through_named_messagepack_with_unknown_fields() {
         job: Some(Box::new(job)),
         client_status: AllocClientStatus::Running,
         desired_status: AllocDesiredStatus::Run,
-        metrics: Some(AllocMetric {
-            scores: BTreeMap::from([("binpack".to_owned(), 0.5)]),
-            ..Default::default()
-        }),
-        extra: Extra::from([(
-            "NetworkStatusV2".to_owned(),
-            json!({"InterfaceName": "eth0", "Neg": -3}),
-        )]),
+        metrics: Some(AllocMetric { scores: BTreeMap::from([("binpack".to_owned(), 0.5)]), ..Default::default() }),
+        extra: Extra::from([("NetworkStatusV2".to_owned(), json!({"InterfaceName": "eth0", "Neg": -3}))]),
         ..Default::default()
     };
     assert_eq!(msgpack_round_trip(&alloc), alloc);
@@ -1116,20 +877,13 @@ mod properties {
 
     fn arb_update() -> impl Strategy<Value = Option<UpdateStrategy>> {
         prop::option::of(
-            (
-                prop::option::of(-1i32..4),
-                prop::option::of(0i32..3),
-                arb_nanos(),
-                prop::option::of(any::<bool>()),
-            )
-                .prop_map(|(max_parallel, canary, healthy_deadline, auto_promote)| {
-                    UpdateStrategy {
-                        max_parallel,
-                        canary,
-                        healthy_deadline,
-                        auto_promote,
-                        ..Default::default()
-                    }
+            (prop::option::of(-1i32..4), prop::option::of(0i32..3), arb_nanos(), prop::option::of(any::<bool>()))
+                .prop_map(|(max_parallel, canary, healthy_deadline, auto_promote)| UpdateStrategy {
+                    max_parallel,
+                    canary,
+                    healthy_deadline,
+                    auto_promote,
+                    ..Default::default()
                 }),
         )
     }
@@ -1154,66 +908,42 @@ mod properties {
         (
             "[a-c]{1,2}",
             arb_restart(),
-            prop::option::of((
-                prop::option::of(0i32..2000),
-                prop::option::of(0i32..3),
-                prop::option::of(0i32..1000),
-            )),
-            prop::option::of(prop_oneof![
-                Just(""),
-                Just("prestart"),
-                Just("poststop"),
-                Just("weird")
-            ]),
-            prop::collection::vec(
-                prop::option::of(prop_oneof![Just("signal"), Just("noop"), Just("")]),
-                0..2,
-            ),
+            prop::option::of((prop::option::of(0i32..2000), prop::option::of(0i32..3), prop::option::of(0i32..1000))),
+            prop::option::of(prop_oneof![Just(""), Just("prestart"), Just("poststop"), Just("weird")]),
+            prop::collection::vec(prop::option::of(prop_oneof![Just("signal"), Just("noop"), Just("")]), 0..2),
             prop::option::of((0i32..3, arb_nanos())),
         )
-            .prop_map(
-                |(name, restart_policy, resources, hook, templates, check_restart)| Task {
-                    name,
-                    driver: "exec".into(),
-                    restart_policy,
-                    resources: resources.map(|(cpu, cores, memory_mb)| Resources {
-                        cpu,
-                        cores,
-                        memory_mb,
-                        ..Default::default()
-                    }),
-                    lifecycle: hook.map(|h| Lifecycle {
-                        hook: LifecycleHook::from(h),
-                        ..Default::default()
-                    }),
-                    templates: templates
-                        .into_iter()
-                        .map(|mode| Template {
-                            embedded_tmpl: "x".into(),
-                            dest_path: "local/x".into(),
-                            change_mode: mode.map(TemplateChangeMode::from),
-                            change_signal: "sighup".into(),
-                            ..Default::default()
-                        })
-                        .collect(),
-                    services: check_restart
-                        .map(|(limit, grace)| Service {
-                            check_restart: Some(CheckRestart {
-                                limit,
-                                grace,
-                                ..Default::default()
-                            }),
-                            checks: vec![ServiceCheck {
-                                check_type: "tcp".into(),
-                                ..Default::default()
-                            }],
-                            ..Default::default()
-                        })
-                        .into_iter()
-                        .collect(),
+            .prop_map(|(name, restart_policy, resources, hook, templates, check_restart)| Task {
+                name,
+                driver: "exec".into(),
+                restart_policy,
+                resources: resources.map(|(cpu, cores, memory_mb)| Resources {
+                    cpu,
+                    cores,
+                    memory_mb,
                     ..Default::default()
-                },
-            )
+                }),
+                lifecycle: hook.map(|h| Lifecycle { hook: LifecycleHook::from(h), ..Default::default() }),
+                templates: templates
+                    .into_iter()
+                    .map(|mode| Template {
+                        embedded_tmpl: "x".into(),
+                        dest_path: "local/x".into(),
+                        change_mode: mode.map(TemplateChangeMode::from),
+                        change_signal: "sighup".into(),
+                        ..Default::default()
+                    })
+                    .collect(),
+                services: check_restart
+                    .map(|(limit, grace)| Service {
+                        check_restart: Some(CheckRestart { limit, grace, ..Default::default() }),
+                        checks: vec![ServiceCheck { check_type: "tcp".into(), ..Default::default() }],
+                        ..Default::default()
+                    })
+                    .into_iter()
+                    .collect(),
+                ..Default::default()
+            })
     }
 
     fn arb_group() -> impl Strategy<Value = TaskGroup> {
@@ -1226,62 +956,40 @@ mod properties {
             prop::option::of(prop::option::of(0i32..1000)),
             prop::collection::vec(arb_task(), 0..3),
         )
-            .prop_map(
-                |(name, count, scaling, update, restart_policy, disk, tasks)| TaskGroup {
-                    name,
-                    count,
-                    scaling: scaling.map(|(min, max)| ScalingPolicy {
-                        min,
-                        max,
-                        ..Default::default()
-                    }),
-                    update,
-                    restart_policy,
-                    ephemeral_disk: disk.map(|size_mb| EphemeralDisk {
-                        size_mb,
-                        ..Default::default()
-                    }),
-                    tasks,
-                    ..Default::default()
-                },
-            )
+            .prop_map(|(name, count, scaling, update, restart_policy, disk, tasks)| TaskGroup {
+                name,
+                count,
+                scaling: scaling.map(|(min, max)| ScalingPolicy { min, max, ..Default::default() }),
+                update,
+                restart_policy,
+                ephemeral_disk: disk.map(|size_mb| EphemeralDisk { size_mb, ..Default::default() }),
+                tasks,
+                ..Default::default()
+            })
     }
 
     fn arb_job() -> impl Strategy<Value = Job> {
         (
-            prop::option::of(prop_oneof![
-                Just(""),
-                Just("service"),
-                Just("batch"),
-                Just("system"),
-                Just("sysbatch")
-            ]),
+            prop::option::of(prop_oneof![Just(""), Just("service"), Just("batch"), Just("system"), Just("sysbatch")]),
             0i32..120,
             arb_update(),
-            prop::option::of(arb_nanos().prop_map(|delay| ReschedulePolicy {
-                delay,
-                ..Default::default()
-            })),
+            prop::option::of(arb_nanos().prop_map(|delay| ReschedulePolicy { delay, ..Default::default() })),
             prop::option::of(
-                prop::option::of(0i32..3).prop_map(|max_parallel| MigrateStrategy {
-                    max_parallel,
-                    ..Default::default()
-                }),
+                prop::option::of(0i32..3)
+                    .prop_map(|max_parallel| MigrateStrategy { max_parallel, ..Default::default() }),
             ),
             prop::collection::vec(arb_group(), 0..3),
         )
-            .prop_map(
-                |(kind, priority, update, reschedule, migrate, task_groups)| Job {
-                    id: JobId::new("j"),
-                    job_type: kind.map(JobType::from),
-                    priority,
-                    update,
-                    reschedule,
-                    migrate,
-                    task_groups,
-                    ..Default::default()
-                },
-            )
+            .prop_map(|(kind, priority, update, reschedule, migrate, task_groups)| Job {
+                id: JobId::new("j"),
+                job_type: kind.map(JobType::from),
+                priority,
+                update,
+                reschedule,
+                migrate,
+                task_groups,
+                ..Default::default()
+            })
     }
 
     proptest! {

@@ -10,16 +10,12 @@ use super::job::{JOB_PRIORITY_MAX, JOB_PRIORITY_MIN, Job, JobType};
 use super::periodic::PayloadRequirement;
 use super::placement::{AFFINITY_OPERANDS, Affinity, CONSTRAINT_OPERANDS, Constraint, Spread};
 use super::policy::{
-    DISCONNECT_RECONCILE_MODES, DelayFunction, HealthCheckMode, MigrateStrategy, ReschedulePolicy,
-    RestartMode, RestartPolicy, UpdateStrategy,
+    DISCONNECT_RECONCILE_MODES, DelayFunction, HealthCheckMode, MigrateStrategy, ReschedulePolicy, RestartMode,
+    RestartPolicy, UpdateStrategy,
 };
 use super::resources::{NetworkResource, PORT_MAX, Resources};
-use super::service::{
-    CHECK_TYPES, ON_UPDATE_MODES, SERVICE_ADDRESS_MODES, SERVICE_PROVIDERS, Service,
-};
-use super::task::{
-    ARTIFACT_MODES, LifecycleHook, PROPAGATION_MODES, Task, Template, TemplateChangeMode,
-};
+use super::service::{CHECK_TYPES, ON_UPDATE_MODES, SERVICE_ADDRESS_MODES, SERVICE_PROVIDERS, Service};
+use super::task::{ARTIFACT_MODES, LifecycleHook, PROPAGATION_MODES, Task, Template, TemplateChangeMode};
 
 /// One broken rule: where (a path in the API JSON, e.g. `TaskGroups[0].Tasks[1].Lifecycle.Hook`)
 /// and what was expected.
@@ -31,11 +27,7 @@ pub struct ValidationError {
 
 impl std::fmt::Display for ValidationError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        if self.path.is_empty() {
-            f.write_str(&self.message)
-        } else {
-            write!(f, "{}: {}", self.path, self.message)
-        }
+        if self.path.is_empty() { f.write_str(&self.message) } else { write!(f, "{}: {}", self.path, self.message) }
     }
 }
 
@@ -56,27 +48,16 @@ struct Checker {
 
 impl Checker {
     fn err(&mut self, path: impl Into<String>, message: impl Into<String>) {
-        self.errors.push(ValidationError {
-            path: path.into(),
-            message: message.into(),
-        });
+        self.errors.push(ValidationError { path: path.into(), message: message.into() });
     }
 }
 
 fn join(path: &str, field: &str) -> String {
-    if path.is_empty() {
-        field.to_owned()
-    } else {
-        format!("{path}.{field}")
-    }
+    if path.is_empty() { field.to_owned() } else { format!("{path}.{field}") }
 }
 
 fn one_of(values: &[&str]) -> String {
-    values
-        .iter()
-        .map(|v| format!("\"{v}\""))
-        .collect::<Vec<_>>()
-        .join(", ")
+    values.iter().map(|v| format!("\"{v}\"")).collect::<Vec<_>>().join(", ")
 }
 
 impl Job {
@@ -84,11 +65,7 @@ impl Job {
     pub fn validate(&self) -> Result<(), Vec<ValidationError>> {
         let mut c = Checker { errors: Vec::new() };
         check_job(&mut c, self);
-        if c.errors.is_empty() {
-            Ok(())
-        } else {
-            Err(c.errors)
-        }
+        if c.errors.is_empty() { Ok(()) } else { Err(c.errors) }
     }
 }
 
@@ -109,37 +86,22 @@ fn check_job(c: &mut Checker, job: &Job) {
         && !t.is_unset()
         && !t.is_known()
     {
-        c.err(
-            "Type",
-            format!(
-                "invalid job type \"{t}\": expected one of {}",
-                one_of(JobType::KNOWN)
-            ),
-        );
+        c.err("Type", format!("invalid job type \"{t}\": expected one of {}", one_of(JobType::KNOWN)));
     }
     if job.priority != 0 && !(JOB_PRIORITY_MIN..=JOB_PRIORITY_MAX).contains(&job.priority) {
         c.err(
             "Priority",
-            format!(
-                "job priority {} must be between {JOB_PRIORITY_MIN} and {JOB_PRIORITY_MAX}",
-                job.priority
-            ),
+            format!("job priority {} must be between {JOB_PRIORITY_MIN} and {JOB_PRIORITY_MAX}", job.priority),
         );
     }
     for (i, dc) in job.datacenters.iter().enumerate() {
         if dc.is_empty() {
-            c.err(
-                format!("Datacenters[{i}]"),
-                "datacenter name must not be empty",
-            );
+            c.err(format!("Datacenters[{i}]"), "datacenter name must not be empty");
         }
     }
     if matches!(job_type, JobType::System | JobType::Sysbatch) {
         if !job.affinities.is_empty() {
-            c.err(
-                "Affinities",
-                format!("{job_type} jobs may not have affinities"),
-            );
+            c.err("Affinities", format!("{job_type} jobs may not have affinities"));
         }
         if !job.spreads.is_empty() {
             c.err("Spreads", format!("{job_type} jobs may not have spreads"));
@@ -152,10 +114,7 @@ fn check_job(c: &mut Checker, job: &Job) {
         if matches!(job_type, JobType::Service | JobType::System) {
             check_update(c, "Update", update);
         } else if job_type.is_known() {
-            c.err(
-                "Update",
-                format!("{job_type} jobs do not allow an update block"),
-            );
+            c.err("Update", format!("{job_type} jobs do not allow an update block"));
         }
     }
     if let Some(migrate) = &job.migrate {
@@ -167,25 +126,16 @@ fn check_job(c: &mut Checker, job: &Job) {
 
     if let Some(periodic) = &job.periodic {
         if !matches!(job_type, JobType::Batch | JobType::Sysbatch) {
-            c.err(
-                "Periodic",
-                format!("periodic is only allowed for batch and sysbatch jobs, not {job_type}"),
-            );
+            c.err("Periodic", format!("periodic is only allowed for batch and sysbatch jobs, not {job_type}"));
         }
         if !periodic.spec_type.is_empty() && periodic.spec_type != "cron" {
             c.err(
                 "Periodic.SpecType",
-                format!(
-                    "unknown periodic spec type \"{}\": expected \"cron\"",
-                    periodic.spec_type
-                ),
+                format!("unknown periodic spec type \"{}\": expected \"cron\"", periodic.spec_type),
             );
         }
         if periodic.enabled.unwrap_or(true) && periodic.all_specs().next().is_none() {
-            c.err(
-                "Periodic.Specs",
-                "an enabled periodic block needs at least one cron expression",
-            );
+            c.err("Periodic.Specs", "an enabled periodic block needs at least one cron expression");
         }
         if !periodic.spec.is_empty() {
             check_cron(c, "Periodic.Spec", &periodic.spec);
@@ -198,9 +148,7 @@ fn check_job(c: &mut Checker, job: &Job) {
         if !matches!(job_type, JobType::Batch | JobType::Sysbatch) {
             c.err(
                 "ParameterizedJob",
-                format!(
-                    "parameterized is only allowed for batch and sysbatch jobs, not {job_type}"
-                ),
+                format!("parameterized is only allowed for batch and sysbatch jobs, not {job_type}"),
             );
         }
         if let Some(payload) = &param.payload
@@ -237,10 +185,7 @@ fn check_job(c: &mut Checker, job: &Job) {
         {
             c.err(
                 join(&path, "Name"),
-                format!(
-                    "task group name \"{}\" is also used by TaskGroups[{first}]",
-                    group.name
-                ),
+                format!("task group name \"{}\" is also used by TaskGroups[{first}]", group.name),
             );
         }
         check_group(c, &path, group, job);
@@ -253,12 +198,7 @@ fn check_cron(c: &mut Checker, path: &str, spec: &str) {
     }
 }
 
-fn check_constraints(
-    c: &mut Checker,
-    path: &str,
-    constraints: &[Constraint],
-    allow_distinct: bool,
-) {
+fn check_constraints(c: &mut Checker, path: &str, constraints: &[Constraint], allow_distinct: bool) {
     for (i, con) in constraints.iter().enumerate() {
         let p = join(path, &format!("Constraints[{i}]"));
         let op = con.operand.as_str();
@@ -267,25 +207,16 @@ fn check_constraints(
         } else if !CONSTRAINT_OPERANDS.contains(&op) {
             c.err(
                 join(&p, "Operand"),
-                format!(
-                    "unknown constraint operator \"{op}\": expected one of {}",
-                    one_of(CONSTRAINT_OPERANDS)
-                ),
+                format!("unknown constraint operator \"{op}\": expected one of {}", one_of(CONSTRAINT_OPERANDS)),
             );
         } else if !allow_distinct && matches!(op, "distinct_hosts" | "distinct_property") {
-            c.err(
-                join(&p, "Operand"),
-                format!("\"{op}\" constraints are not allowed on tasks"),
-            );
+            c.err(join(&p, "Operand"), format!("\"{op}\" constraints are not allowed on tasks"));
         }
         match op {
             "distinct_hosts" => {}
             "distinct_property" | "is_set" | "is_not_set" => {
                 if con.l_target.is_empty() {
-                    c.err(
-                        join(&p, "LTarget"),
-                        format!("a \"{op}\" constraint needs an attribute"),
-                    );
+                    c.err(join(&p, "LTarget"), format!("a \"{op}\" constraint needs an attribute"));
                 }
             }
             _ => {
@@ -303,11 +234,7 @@ fn check_affinities(c: &mut Checker, path: &str, affinities: &[Affinity]) {
         if !aff.operand.is_empty() && !AFFINITY_OPERANDS.contains(&aff.operand.as_str()) {
             c.err(
                 join(&p, "Operand"),
-                format!(
-                    "unknown affinity operator \"{}\": expected one of {}",
-                    aff.operand,
-                    one_of(AFFINITY_OPERANDS)
-                ),
+                format!("unknown affinity operator \"{}\": expected one of {}", aff.operand, one_of(AFFINITY_OPERANDS)),
             );
         }
         if aff.l_target.is_empty() {
@@ -319,10 +246,7 @@ fn check_affinities(c: &mut Checker, path: &str, affinities: &[Affinity]) {
         if let Some(w) = aff.weight
             && (w == 0 || !(-100..=100).contains(&w))
         {
-            c.err(
-                join(&p, "Weight"),
-                format!("affinity weight {w} must be between -100 and 100 and not 0"),
-            );
+            c.err(join(&p, "Weight"), format!("affinity weight {w} must be between -100 and 100 and not 0"));
         }
     }
 }
@@ -334,48 +258,30 @@ fn check_spreads(c: &mut Checker, path: &str, spreads: &[Spread]) {
         if spread.attribute.is_empty() {
             c.err(join(&p, "Attribute"), "a spread needs an attribute");
         } else if !attributes.insert(spread.attribute.as_str()) {
-            c.err(
-                join(&p, "Attribute"),
-                format!(
-                    "attribute \"{}\" is spread more than once",
-                    spread.attribute
-                ),
-            );
+            c.err(join(&p, "Attribute"), format!("attribute \"{}\" is spread more than once", spread.attribute));
         }
         if let Some(w) = spread.weight
             && !(0..=100).contains(&w)
         {
-            c.err(
-                join(&p, "Weight"),
-                format!("spread weight {w} must be between 0 and 100"),
-            );
+            c.err(join(&p, "Weight"), format!("spread weight {w} must be between 0 and 100"));
         }
         let mut values = BTreeSet::new();
         let mut total = 0;
         for (j, target) in spread.spread_target.iter().enumerate() {
             let tp = join(&p, &format!("SpreadTarget[{j}]"));
             if !values.insert(target.value.as_str()) {
-                c.err(
-                    join(&tp, "Value"),
-                    format!("spread target \"{}\" is given more than once", target.value),
-                );
+                c.err(join(&tp, "Value"), format!("spread target \"{}\" is given more than once", target.value));
             }
             if !(0..=100).contains(&target.percent) {
                 c.err(
                     join(&tp, "Percent"),
-                    format!(
-                        "spread target percent {} must be between 0 and 100",
-                        target.percent
-                    ),
+                    format!("spread target percent {} must be between 0 and 100", target.percent),
                 );
             }
             total += target.percent;
         }
         if total > 100 {
-            c.err(
-                join(&p, "SpreadTarget"),
-                format!("spread target percentages add up to {total}, more than 100"),
-            );
+            c.err(join(&p, "SpreadTarget"), format!("spread target percentages add up to {total}, more than 100"));
         }
     }
 }
@@ -392,26 +298,20 @@ fn check_update(c: &mut Checker, path: &str, u: &UpdateStrategy) {
     if let Some(mp) = u.max_parallel
         && mp < 0
     {
-        c.err(
-            join(path, "MaxParallel"),
-            format!("max_parallel must be 0 or more (got {mp})"),
-        );
+        c.err(join(path, "MaxParallel"), format!("max_parallel must be 0 or more (got {mp})"));
     }
     let canary = u.canary.unwrap_or(0);
     if canary < 0 {
-        c.err(
-            join(path, "Canary"),
-            format!("canary must be 0 or more (got {canary})"),
-        );
+        c.err(join(path, "Canary"), format!("canary must be 0 or more (got {canary})"));
     }
     if canary > 0 && u.max_parallel == Some(0) {
-        c.err(join(path, "Canary"), "canaries need a rolling update: max_parallel must be greater than 0 when canary is set");
+        c.err(
+            join(path, "Canary"),
+            "canaries need a rolling update: max_parallel must be greater than 0 when canary is set",
+        );
     }
     if u.auto_promote == Some(true) && canary <= 0 {
-        c.err(
-            join(path, "AutoPromote"),
-            "auto_promote needs canaries: set canary greater than 0",
-        );
+        c.err(join(path, "AutoPromote"), "auto_promote needs canaries: set canary greater than 0");
     }
     if let Some(hc) = &u.health_check
         && !hc.is_unset()
@@ -419,32 +319,16 @@ fn check_update(c: &mut Checker, path: &str, u: &UpdateStrategy) {
     {
         c.err(
             join(path, "HealthCheck"),
-            format!(
-                "invalid health_check \"{hc}\": expected one of {}",
-                one_of(HealthCheckMode::KNOWN)
-            ),
+            format!("invalid health_check \"{hc}\": expected one of {}", one_of(HealthCheckMode::KNOWN)),
         );
     }
     check_nonneg(c, join(path, "Stagger"), "stagger", u.stagger);
-    check_nonneg(
-        c,
-        join(path, "MinHealthyTime"),
-        "min_healthy_time",
-        u.min_healthy_time,
-    );
-    check_nonneg(
-        c,
-        join(path, "ProgressDeadline"),
-        "progress_deadline",
-        u.progress_deadline,
-    );
+    check_nonneg(c, join(path, "MinHealthyTime"), "min_healthy_time", u.min_healthy_time);
+    check_nonneg(c, join(path, "ProgressDeadline"), "progress_deadline", u.progress_deadline);
     if let Some(hd) = u.healthy_deadline
         && hd.0 <= 0
     {
-        c.err(
-            join(path, "HealthyDeadline"),
-            format!("healthy_deadline must be greater than 0 (got {hd})"),
-        );
+        c.err(join(path, "HealthyDeadline"), format!("healthy_deadline must be greater than 0 (got {hd})"));
     }
     if let (Some(min), Some(hd)) = (u.min_healthy_time, u.healthy_deadline)
         && hd.0 > 0
@@ -470,10 +354,7 @@ fn check_migrate(c: &mut Checker, path: &str, m: &MigrateStrategy) {
     if let Some(mp) = m.max_parallel
         && mp < 0
     {
-        c.err(
-            join(path, "MaxParallel"),
-            format!("max_parallel must be 0 or more (got {mp})"),
-        );
+        c.err(join(path, "MaxParallel"), format!("max_parallel must be 0 or more (got {mp})"));
     }
     if let Some(hc) = &m.health_check
         && !hc.is_unset()
@@ -484,12 +365,7 @@ fn check_migrate(c: &mut Checker, path: &str, m: &MigrateStrategy) {
             format!("invalid health_check \"{hc}\": expected \"checks\" or \"task_states\""),
         );
     }
-    check_nonneg(
-        c,
-        join(path, "MinHealthyTime"),
-        "min_healthy_time",
-        m.min_healthy_time,
-    );
+    check_nonneg(c, join(path, "MinHealthyTime"), "min_healthy_time", m.min_healthy_time);
     if let (Some(min), Some(hd)) = (m.min_healthy_time, m.healthy_deadline)
         && min >= hd
     {
@@ -507,19 +383,13 @@ fn check_restart(c: &mut Checker, path: &str, r: &RestartPolicy) {
     {
         c.err(
             join(path, "Mode"),
-            format!(
-                "invalid restart mode \"{mode}\": expected one of {}",
-                one_of(RestartMode::KNOWN)
-            ),
+            format!("invalid restart mode \"{mode}\": expected one of {}", one_of(RestartMode::KNOWN)),
         );
     }
     if let Some(a) = r.attempts
         && a < 0
     {
-        c.err(
-            join(path, "Attempts"),
-            format!("restart attempts must be 0 or more (got {a})"),
-        );
+        c.err(join(path, "Attempts"), format!("restart attempts must be 0 or more (got {a})"));
     }
     check_nonneg(c, join(path, "Delay"), "restart delay", r.delay);
     check_nonneg(c, join(path, "Interval"), "restart interval", r.interval);
@@ -543,19 +413,13 @@ fn check_reschedule(c: &mut Checker, path: &str, r: &ReschedulePolicy, job_type:
     {
         c.err(
             join(path, "DelayFunction"),
-            format!(
-                "invalid delay_function \"{f}\": expected one of {}",
-                one_of(DelayFunction::KNOWN)
-            ),
+            format!("invalid delay_function \"{f}\": expected one of {}", one_of(DelayFunction::KNOWN)),
         );
     }
     if let Some(a) = r.attempts
         && a < 0
     {
-        c.err(
-            join(path, "Attempts"),
-            format!("reschedule attempts must be 0 or more (got {a})"),
-        );
+        c.err(join(path, "Attempts"), format!("reschedule attempts must be 0 or more (got {a})"));
     }
     if matches!(job_type, JobType::System | JobType::Sysbatch) || disabled {
         return;
@@ -563,31 +427,19 @@ fn check_reschedule(c: &mut Checker, path: &str, r: &ReschedulePolicy, job_type:
     if let Some(d) = r.delay
         && d < RESCHEDULE_DELAY_MIN
     {
-        c.err(
-            join(path, "Delay"),
-            format!("reschedule delay {d} must be at least {RESCHEDULE_DELAY_MIN}"),
-        );
+        c.err(join(path, "Delay"), format!("reschedule delay {d} must be at least {RESCHEDULE_DELAY_MIN}"));
     }
     if let (Some(max), Some(d)) = (r.max_delay, r.delay)
-        && matches!(
-            r.delay_function,
-            Some(DelayFunction::Exponential | DelayFunction::Fibonacci)
-        )
+        && matches!(r.delay_function, Some(DelayFunction::Exponential | DelayFunction::Fibonacci))
         && max < d
     {
-        c.err(
-            join(path, "MaxDelay"),
-            format!("max_delay ({max}) must be at least delay ({d})"),
-        );
+        c.err(join(path, "MaxDelay"), format!("max_delay ({max}) must be at least delay ({d})"));
     }
     if r.unlimited != Some(true)
         && let Some(interval) = r.interval
         && interval.0 <= 0
     {
-        c.err(
-            join(path, "Interval"),
-            "a limited reschedule policy needs an interval greater than 0",
-        );
+        c.err(join(path, "Interval"), "a limited reschedule policy needs an interval greater than 0");
     }
 }
 
@@ -599,10 +451,7 @@ fn check_group(c: &mut Checker, path: &str, group: &TaskGroup, job: &Job) {
     if let Some(count) = group.count
         && count < 0
     {
-        c.err(
-            join(path, "Count"),
-            format!("count must be 0 or more (got {count})"),
-        );
+        c.err(join(path, "Count"), format!("count must be 0 or more (got {count})"));
     }
     let system_like = matches!(job_type, JobType::System | JobType::Sysbatch);
     if system_like && group.count.unwrap_or(1) > 1 {
@@ -612,16 +461,10 @@ fn check_group(c: &mut Checker, path: &str, group: &TaskGroup, job: &Job) {
         );
     }
     if system_like && !group.affinities.is_empty() {
-        c.err(
-            join(path, "Affinities"),
-            format!("{job_type} jobs may not have affinities"),
-        );
+        c.err(join(path, "Affinities"), format!("{job_type} jobs may not have affinities"));
     }
     if system_like && !group.spreads.is_empty() {
-        c.err(
-            join(path, "Spreads"),
-            format!("{job_type} jobs may not have spreads"),
-        );
+        c.err(join(path, "Spreads"), format!("{job_type} jobs may not have spreads"));
     }
     check_constraints(c, path, &group.constraints, true);
     check_affinities(c, path, &group.affinities);
@@ -630,10 +473,7 @@ fn check_group(c: &mut Checker, path: &str, group: &TaskGroup, job: &Job) {
         if matches!(job_type, JobType::Service | JobType::System) {
             check_update(c, &join(path, "Update"), update);
         } else if job_type.is_known() {
-            c.err(
-                join(path, "Update"),
-                format!("{job_type} jobs do not allow an update block"),
-            );
+            c.err(join(path, "Update"), format!("{job_type} jobs do not allow an update block"));
         }
     }
     if let Some(migrate) = &group.migrate {
@@ -655,36 +495,18 @@ fn check_group(c: &mut Checker, path: &str, group: &TaskGroup, job: &Job) {
         );
     }
     if let Some(d) = &group.disconnect {
-        check_nonneg(
-            c,
-            join(path, "Disconnect.LostAfter"),
-            "lost_after",
-            d.lost_after,
-        );
-        check_nonneg(
-            c,
-            join(path, "Disconnect.StopOnClientAfter"),
-            "stop_on_client_after",
-            d.stop_on_client_after,
-        );
+        check_nonneg(c, join(path, "Disconnect.LostAfter"), "lost_after", d.lost_after);
+        check_nonneg(c, join(path, "Disconnect.StopOnClientAfter"), "stop_on_client_after", d.stop_on_client_after);
         if let Some(mode) = &d.reconcile
             && !DISCONNECT_RECONCILE_MODES.contains(&mode.as_str())
         {
             c.err(
                 join(path, "Disconnect.Reconcile"),
-                format!(
-                    "invalid reconcile \"{mode}\": expected one of {}",
-                    one_of(DISCONNECT_RECONCILE_MODES)
-                ),
+                format!("invalid reconcile \"{mode}\": expected one of {}", one_of(DISCONNECT_RECONCILE_MODES)),
             );
         }
     }
-    check_nonneg(
-        c,
-        join(path, "ShutdownDelay"),
-        "shutdown_delay",
-        group.shutdown_delay,
-    );
+    check_nonneg(c, join(path, "ShutdownDelay"), "shutdown_delay", group.shutdown_delay);
     // Rotated logs live on the ephemeral disk, so each task's must fit on it (Nomad checks
     // task by task, not the sum: a group of three tasks with default logs and disk is valid).
     if let Some(disk_mb) = group.ephemeral_disk.as_ref().and_then(|d| d.size_mb) {
@@ -709,24 +531,15 @@ fn check_group(c: &mut Checker, path: &str, group: &TaskGroup, job: &Job) {
             Some(max) => {
                 let min = scaling.min.unwrap_or(0);
                 if min < 0 {
-                    c.err(
-                        join(&sp, "Min"),
-                        format!("scaling min must be 0 or more (got {min})"),
-                    );
+                    c.err(join(&sp, "Min"), format!("scaling min must be 0 or more (got {min})"));
                 }
                 if max < min {
-                    c.err(
-                        join(&sp, "Max"),
-                        format!("scaling max ({max}) must be at least min ({min})"),
-                    );
+                    c.err(join(&sp, "Max"), format!("scaling max ({max}) must be at least min ({min})"));
                 }
                 if let Some(count) = group.count
                     && (i64::from(count) < min || i64::from(count) > max)
                 {
-                    c.err(
-                        join(path, "Count"),
-                        format!("count {count} is outside the scaling range {min}..={max}"),
-                    );
+                    c.err(join(path, "Count"), format!("count {count} is outside the scaling range {min}..={max}"));
                 }
             }
         }
@@ -736,11 +549,7 @@ fn check_group(c: &mut Checker, path: &str, group: &TaskGroup, job: &Job) {
         if !VOLUME_TYPES.contains(&volume.volume_type.as_str()) {
             c.err(
                 join(&vp, "Type"),
-                format!(
-                    "invalid volume type \"{}\": expected one of {}",
-                    volume.volume_type,
-                    one_of(VOLUME_TYPES)
-                ),
+                format!("invalid volume type \"{}\": expected one of {}", volume.volume_type, one_of(VOLUME_TYPES)),
             );
         }
         if volume.source.is_empty() {
@@ -754,28 +563,16 @@ fn check_group(c: &mut Checker, path: &str, group: &TaskGroup, job: &Job) {
         .services
         .iter()
         .chain(group.tasks.iter().flat_map(|t| t.services.iter()))
-        .map(|s| {
-            if s.provider.is_empty() {
-                "consul"
-            } else {
-                s.provider.as_str()
-            }
-        })
+        .map(|s| if s.provider.is_empty() { "consul" } else { s.provider.as_str() })
         .collect();
     if providers.len() > 1 {
-        c.err(
-            join(path, "Services"),
-            "all services of a task group (and its tasks) must use the same provider",
-        );
+        c.err(join(path, "Services"), "all services of a task group (and its tasks) must use the same provider");
     }
 
     if group.tasks.is_empty() {
         c.err(join(path, "Tasks"), "a task group needs at least one task");
     } else if !group.tasks.iter().any(Task::is_main) {
-        c.err(
-            join(path, "Tasks"),
-            "a task group needs at least one main task (a task without a lifecycle block)",
-        );
+        c.err(join(path, "Tasks"), "a task group needs at least one main task (a task without a lifecycle block)");
     }
     let mut seen: BTreeMap<&str, usize> = BTreeMap::new();
     let mut leaders = 0;
@@ -784,18 +581,12 @@ fn check_group(c: &mut Checker, path: &str, group: &TaskGroup, job: &Job) {
         if !task.name.is_empty()
             && let Some(first) = seen.insert(task.name.as_str(), i)
         {
-            c.err(
-                join(&tp, "Name"),
-                format!("task name \"{}\" is also used by Tasks[{first}]", task.name),
-            );
+            c.err(join(&tp, "Name"), format!("task name \"{}\" is also used by Tasks[{first}]", task.name));
         }
         if task.leader {
             leaders += 1;
             if leaders == 2 {
-                c.err(
-                    join(&tp, "Leader"),
-                    "only one task of a group may be the leader",
-                );
+                c.err(join(&tp, "Leader"), "only one task of a group may be the leader");
             }
         }
         check_task(c, &tp, task, group, job);
@@ -808,67 +599,43 @@ fn check_networks(c: &mut Checker, path: &str, networks: &[NetworkResource]) {
     for (i, net) in networks.iter().enumerate() {
         let np = join(path, &format!("Networks[{i}]"));
         let mode = net.mode.as_str();
-        if !(mode.is_empty()
-            || matches!(mode, "host" | "bridge" | "none")
-            || mode.starts_with("cni/"))
-        {
-            c.err(join(&np, "Mode"), format!("invalid network mode \"{mode}\": expected \"host\", \"bridge\", \"none\" or \"cni/<name>\""));
+        if !(mode.is_empty() || matches!(mode, "host" | "bridge" | "none") || mode.starts_with("cni/")) {
+            c.err(
+                join(&np, "Mode"),
+                format!("invalid network mode \"{mode}\": expected \"host\", \"bridge\", \"none\" or \"cni/<name>\""),
+            );
         }
-        for (kind, ports, reserved) in [
-            ("ReservedPorts", &net.reserved_ports, true),
-            ("DynamicPorts", &net.dynamic_ports, false),
-        ] {
+        for (kind, ports, reserved) in
+            [("ReservedPorts", &net.reserved_ports, true), ("DynamicPorts", &net.dynamic_ports, false)]
+        {
             for (j, port) in ports.iter().enumerate() {
                 let pp = join(&np, &format!("{kind}[{j}]"));
                 if port.label.is_empty() {
                     c.err(join(&pp, "Label"), "a port needs a label");
-                } else if !port
-                    .label
-                    .chars()
-                    .all(|ch| ch.is_ascii_alphanumeric() || ch == '_')
-                {
+                } else if !port.label.chars().all(|ch| ch.is_ascii_alphanumeric() || ch == '_') {
                     c.err(
                         join(&pp, "Label"),
-                        format!(
-                            "port label \"{}\" may only contain letters, digits and underscores",
-                            port.label
-                        ),
+                        format!("port label \"{}\" may only contain letters, digits and underscores", port.label),
                     );
                 } else if let Some(first) = labels.insert(port.label.as_str(), pp.clone()) {
-                    c.err(
-                        join(&pp, "Label"),
-                        format!("port label \"{}\" is also used by {first}", port.label),
-                    );
+                    c.err(join(&pp, "Label"), format!("port label \"{}\" is also used by {first}", port.label));
                 }
                 if reserved {
                     if !(1..=PORT_MAX).contains(&port.value) {
                         c.err(
                             join(&pp, "Value"),
-                            format!(
-                                "static port {} must be between 1 and {PORT_MAX}",
-                                port.value
-                            ),
+                            format!("static port {} must be between 1 and {PORT_MAX}", port.value),
                         );
                     } else if !port.ignore_collision
-                        && let Some(first) =
-                            statics.insert((port.value, port.host_network.as_str()), pp.clone())
+                        && let Some(first) = statics.insert((port.value, port.host_network.as_str()), pp.clone())
                     {
-                        c.err(
-                            join(&pp, "Value"),
-                            format!("static port {} is also reserved by {first}", port.value),
-                        );
+                        c.err(join(&pp, "Value"), format!("static port {} is also reserved by {first}", port.value));
                     }
                 } else if port.value != 0 && !(1..=PORT_MAX).contains(&port.value) {
-                    c.err(
-                        join(&pp, "Value"),
-                        format!("port {} must be between 1 and {PORT_MAX}", port.value),
-                    );
+                    c.err(join(&pp, "Value"), format!("port {} must be between 1 and {PORT_MAX}", port.value));
                 }
                 if !(-1..=PORT_MAX).contains(&port.to) {
-                    c.err(
-                        join(&pp, "To"),
-                        format!("mapped port {} must be between -1 and {PORT_MAX}", port.to),
-                    );
+                    c.err(join(&pp, "To"), format!("mapped port {} must be between -1 and {PORT_MAX}", port.to));
                 }
             }
         }
@@ -881,16 +648,10 @@ fn check_services(c: &mut Checker, path: &str, services: &[Service]) {
         if !svc.provider.is_empty() && !SERVICE_PROVIDERS.contains(&svc.provider.as_str()) {
             c.err(
                 join(&sp, "Provider"),
-                format!(
-                    "invalid service provider \"{}\": expected one of {}",
-                    svc.provider,
-                    one_of(SERVICE_PROVIDERS)
-                ),
+                format!("invalid service provider \"{}\": expected one of {}", svc.provider, one_of(SERVICE_PROVIDERS)),
             );
         }
-        if !svc.address_mode.is_empty()
-            && !SERVICE_ADDRESS_MODES.contains(&svc.address_mode.as_str())
-        {
+        if !svc.address_mode.is_empty() && !SERVICE_ADDRESS_MODES.contains(&svc.address_mode.as_str()) {
             c.err(
                 join(&sp, "AddressMode"),
                 format!(
@@ -903,27 +664,16 @@ fn check_services(c: &mut Checker, path: &str, services: &[Service]) {
         if !svc.on_update.is_empty() && !ON_UPDATE_MODES.contains(&svc.on_update.as_str()) {
             c.err(
                 join(&sp, "OnUpdate"),
-                format!(
-                    "invalid on_update \"{}\": expected one of {}",
-                    svc.on_update,
-                    one_of(ON_UPDATE_MODES)
-                ),
+                format!("invalid on_update \"{}\": expected one of {}", svc.on_update, one_of(ON_UPDATE_MODES)),
             );
         }
         if svc.name.contains(' ') {
-            c.err(
-                join(&sp, "Name"),
-                format!("service name \"{}\" must not contain spaces", svc.name),
-            );
+            c.err(join(&sp, "Name"), format!("service name \"{}\" must not contain spaces", svc.name));
         }
         for (j, check) in svc.checks.iter().enumerate() {
             let cp = join(&sp, &format!("Checks[{j}]"));
             let t = check.check_type.as_str();
-            let allowed: &[&str] = if svc.provider == "nomad" {
-                &["http", "tcp"]
-            } else {
-                CHECK_TYPES
-            };
+            let allowed: &[&str] = if svc.provider == "nomad" { &["http", "tcp"] } else { CHECK_TYPES };
             if t.is_empty() {
                 c.err(join(&cp, "Type"), "a check needs a type");
             } else if !allowed.contains(&t) {
@@ -939,19 +689,13 @@ fn check_services(c: &mut Checker, path: &str, services: &[Service]) {
             if check.interval < CHECK_INTERVAL_MIN {
                 c.err(
                     join(&cp, "Interval"),
-                    format!(
-                        "check interval {} must be at least {CHECK_INTERVAL_MIN}",
-                        check.interval
-                    ),
+                    format!("check interval {} must be at least {CHECK_INTERVAL_MIN}", check.interval),
                 );
             }
             if check.timeout < CHECK_INTERVAL_MIN {
                 c.err(
                     join(&cp, "Timeout"),
-                    format!(
-                        "check timeout {} must be at least {CHECK_INTERVAL_MIN}",
-                        check.timeout
-                    ),
+                    format!("check timeout {} must be at least {CHECK_INTERVAL_MIN}", check.timeout),
                 );
             }
             if t == "script" && check.command.is_empty() {
@@ -960,11 +704,7 @@ fn check_services(c: &mut Checker, path: &str, services: &[Service]) {
             if !check.on_update.is_empty() && !ON_UPDATE_MODES.contains(&check.on_update.as_str()) {
                 c.err(
                     join(&cp, "OnUpdate"),
-                    format!(
-                        "invalid on_update \"{}\": expected one of {}",
-                        check.on_update,
-                        one_of(ON_UPDATE_MODES)
-                    ),
+                    format!("invalid on_update \"{}\": expected one of {}", check.on_update, one_of(ON_UPDATE_MODES)),
                 );
             }
         }
@@ -975,30 +715,16 @@ fn check_task(c: &mut Checker, path: &str, task: &Task, group: &TaskGroup, job: 
     if task.name.is_empty() {
         c.err(join(path, "Name"), "missing task name");
     } else if task.name.contains('/') {
-        c.err(
-            join(path, "Name"),
-            format!("task name \"{}\" must not contain \"/\"", task.name),
-        );
+        c.err(join(path, "Name"), format!("task name \"{}\" must not contain \"/\"", task.name));
     }
     if task.driver.is_empty() {
-        c.err(
-            join(path, "Driver"),
-            "missing task driver (e.g. \"docker\", \"exec\", \"raw_exec\")",
-        );
+        c.err(join(path, "Driver"), "missing task driver (e.g. \"docker\", \"exec\", \"raw_exec\")");
     }
     check_constraints(c, path, &task.constraints, false);
     check_affinities(c, path, &task.affinities);
-    check_nonneg(
-        c,
-        join(path, "KillTimeout"),
-        "kill_timeout",
-        task.kill_timeout,
-    );
+    check_nonneg(c, join(path, "KillTimeout"), "kill_timeout", task.kill_timeout);
     if task.shutdown_delay.0 < 0 {
-        c.err(
-            join(path, "ShutdownDelay"),
-            "shutdown_delay must not be negative",
-        );
+        c.err(join(path, "ShutdownDelay"), "shutdown_delay must not be negative");
     }
     if let Some(restart) = &task.restart_policy {
         check_restart(c, &join(path, "RestartPolicy"), restart);
@@ -1008,28 +734,18 @@ fn check_task(c: &mut Checker, path: &str, task: &Task, group: &TaskGroup, job: 
         if lc.hook.is_unset() {
             c.err(
                 join(&lp, "Hook"),
-                format!(
-                    "a lifecycle block needs a hook: one of {}",
-                    one_of(LifecycleHook::KNOWN)
-                ),
+                format!("a lifecycle block needs a hook: one of {}", one_of(LifecycleHook::KNOWN)),
             );
         } else if !lc.hook.is_known() {
             c.err(
                 join(&lp, "Hook"),
-                format!(
-                    "invalid lifecycle hook \"{}\": expected one of {}",
-                    lc.hook,
-                    one_of(LifecycleHook::KNOWN)
-                ),
+                format!("invalid lifecycle hook \"{}\": expected one of {}", lc.hook, one_of(LifecycleHook::KNOWN)),
             );
         } else if lc.sidecar && lc.hook == LifecycleHook::Poststop {
             c.err(join(&lp, "Sidecar"), "a poststop task cannot be a sidecar");
         }
         if task.leader && !lc.hook.is_unset() {
-            c.err(
-                join(path, "Leader"),
-                "a lifecycle task cannot be the leader",
-            );
+            c.err(join(path, "Leader"), "a lifecycle task cannot be the leader");
         }
     }
     if let Some(res) = &task.resources {
@@ -1039,18 +755,12 @@ fn check_task(c: &mut Checker, path: &str, task: &Task, group: &TaskGroup, job: 
         if let Some(n) = logs.max_files
             && n < 1
         {
-            c.err(
-                join(path, "LogConfig.MaxFiles"),
-                format!("max_files must be at least 1 (got {n})"),
-            );
+            c.err(join(path, "LogConfig.MaxFiles"), format!("max_files must be at least 1 (got {n})"));
         }
         if let Some(n) = logs.max_file_size_mb
             && n < 1
         {
-            c.err(
-                join(path, "LogConfig.MaxFileSizeMB"),
-                format!("max_file_size must be at least 1 MB (got {n})"),
-            );
+            c.err(join(path, "LogConfig.MaxFileSizeMB"), format!("max_file_size must be at least 1 MB (got {n})"));
         }
     }
     for (i, artifact) in task.artifacts.iter().enumerate() {
@@ -1058,9 +768,7 @@ fn check_task(c: &mut Checker, path: &str, task: &Task, group: &TaskGroup, job: 
         if artifact.getter_source.is_empty() {
             c.err(join(&ap, "GetterSource"), "an artifact needs a source");
         }
-        if !artifact.getter_mode.is_empty()
-            && !ARTIFACT_MODES.contains(&artifact.getter_mode.as_str())
-        {
+        if !artifact.getter_mode.is_empty() && !ARTIFACT_MODES.contains(&artifact.getter_mode.as_str()) {
             c.err(
                 join(&ap, "GetterMode"),
                 format!(
@@ -1080,28 +788,19 @@ fn check_task(c: &mut Checker, path: &str, task: &Task, group: &TaskGroup, job: 
         {
             c.err(
                 join(&tp, "DestPath"),
-                format!(
-                    "destination \"{}\" is also used by Templates[{first}]",
-                    template.dest_path
-                ),
+                format!("destination \"{}\" is also used by Templates[{first}]", template.dest_path),
             );
         }
     }
     if task.dispatch_payload.is_some() && job.parameterized_job.is_none() {
-        c.err(
-            join(path, "DispatchPayload"),
-            "dispatch_payload is only allowed in a parameterized job",
-        );
+        c.err(join(path, "DispatchPayload"), "dispatch_payload is only allowed in a parameterized job");
     }
     if let Some(dp) = &task.dispatch_payload
         && (dp.file.starts_with('/') || dp.file.split('/').any(|s| s == ".."))
     {
         c.err(
             join(path, "DispatchPayload.File"),
-            format!(
-                "payload file \"{}\" must be a relative path inside the task directory",
-                dp.file
-            ),
+            format!("payload file \"{}\" must be a relative path inside the task directory", dp.file),
         );
     }
     for (i, mount) in task.volume_mounts.iter().enumerate() {
@@ -1109,23 +808,12 @@ fn check_task(c: &mut Checker, path: &str, task: &Task, group: &TaskGroup, job: 
         if mount.volume.is_empty() {
             c.err(join(&mp, "Volume"), "a volume mount needs a volume");
         } else if !group.volumes.contains_key(&mount.volume) {
-            c.err(
-                join(&mp, "Volume"),
-                format!(
-                    "volume \"{}\" is not declared in the task group",
-                    mount.volume
-                ),
-            );
+            c.err(join(&mp, "Volume"), format!("volume \"{}\" is not declared in the task group", mount.volume));
         }
         if mount.destination.is_empty() {
-            c.err(
-                join(&mp, "Destination"),
-                "a volume mount needs a destination",
-            );
+            c.err(join(&mp, "Destination"), "a volume mount needs a destination");
         }
-        if !mount.propagation_mode.is_empty()
-            && !PROPAGATION_MODES.contains(&mount.propagation_mode.as_str())
-        {
+        if !mount.propagation_mode.is_empty() && !PROPAGATION_MODES.contains(&mount.propagation_mode.as_str()) {
             c.err(
                 join(&mp, "PropagationMode"),
                 format!(
@@ -1142,49 +830,31 @@ fn check_task(c: &mut Checker, path: &str, task: &Task, group: &TaskGroup, job: 
 fn check_resources(c: &mut Checker, path: &str, res: &Resources) {
     let cores = res.cores.unwrap_or(0);
     if cores < 0 {
-        c.err(
-            join(path, "Cores"),
-            format!("cores must be 0 or more (got {cores})"),
-        );
+        c.err(join(path, "Cores"), format!("cores must be 0 or more (got {cores})"));
     }
     match res.cpu {
         Some(cpu) if cores > 0 && cpu > 0 => {
-            c.err(
-                join(path, "CPU"),
-                "cpu and cores are exclusive: give one of them",
-            );
+            c.err(join(path, "CPU"), "cpu and cores are exclusive: give one of them");
         }
         Some(cpu) if cores == 0 && cpu < CPU_MHZ_MIN => {
-            c.err(
-                join(path, "CPU"),
-                format!("cpu must be at least {CPU_MHZ_MIN} MHz (got {cpu})"),
-            );
+            c.err(join(path, "CPU"), format!("cpu must be at least {CPU_MHZ_MIN} MHz (got {cpu})"));
         }
         _ => {}
     }
     if let Some(mem) = res.memory_mb
         && mem < MEMORY_MB_MIN
     {
-        c.err(
-            join(path, "MemoryMB"),
-            format!("memory must be at least {MEMORY_MB_MIN} MB (got {mem})"),
-        );
+        c.err(join(path, "MemoryMB"), format!("memory must be at least {MEMORY_MB_MIN} MB (got {mem})"));
     }
     if let (Some(max), Some(mem)) = (res.memory_max_mb, res.memory_mb)
         && max != 0
         && max < mem
     {
-        c.err(
-            join(path, "MemoryMaxMB"),
-            format!("memory_max ({max} MB) must be at least memory ({mem} MB)"),
-        );
+        c.err(join(path, "MemoryMaxMB"), format!("memory_max ({max} MB) must be at least memory ({mem} MB)"));
     }
     for (i, dev) in res.devices.iter().enumerate() {
         if dev.name.is_empty() {
-            c.err(
-                join(path, &format!("Devices[{i}].Name")),
-                "a device request needs a name",
-            );
+            c.err(join(path, &format!("Devices[{i}].Name")), "a device request needs a name");
         }
     }
     check_networks(c, path, &res.networks);
@@ -1194,10 +864,7 @@ fn check_template(c: &mut Checker, path: &str, t: &Template) {
     let has_source = !t.source_path.is_empty();
     let has_data = !t.embedded_tmpl.is_empty();
     if has_source && has_data {
-        c.err(
-            path.to_owned(),
-            "a template takes either a source or data, not both",
-        );
+        c.err(path.to_owned(), "a template takes either a source or data, not both");
     } else if !has_source && !has_data {
         c.err(path.to_owned(), "a template needs a source or data");
     }
@@ -1207,35 +874,19 @@ fn check_template(c: &mut Checker, path: &str, t: &Template) {
     match &t.change_mode {
         Some(TemplateChangeMode::Signal) => {
             if t.change_signal.is_empty() {
-                c.err(
-                    join(path, "ChangeSignal"),
-                    "change_mode \"signal\" needs a change_signal (e.g. \"SIGHUP\")",
-                );
+                c.err(join(path, "ChangeSignal"), "change_mode \"signal\" needs a change_signal (e.g. \"SIGHUP\")");
             }
             if t.envvars {
-                c.err(
-                    join(path, "Envvars"),
-                    "env templates cannot use change_mode \"signal\"",
-                );
+                c.err(join(path, "Envvars"), "env templates cannot use change_mode \"signal\"");
             }
         }
-        Some(TemplateChangeMode::Script)
-            if t.change_script
-                .as_ref()
-                .is_none_or(|s| s.command.is_empty()) =>
-        {
-            c.err(
-                join(path, "ChangeScript.Command"),
-                "change_mode \"script\" needs a change_script with a command",
-            );
+        Some(TemplateChangeMode::Script) if t.change_script.as_ref().is_none_or(|s| s.command.is_empty()) => {
+            c.err(join(path, "ChangeScript.Command"), "change_mode \"script\" needs a change_script with a command");
         }
         Some(mode) if !mode.is_unset() && !mode.is_known() => {
             c.err(
                 join(path, "ChangeMode"),
-                format!(
-                    "invalid change_mode \"{mode}\": expected one of {}",
-                    one_of(TemplateChangeMode::KNOWN)
-                ),
+                format!("invalid change_mode \"{mode}\": expected one of {}", one_of(TemplateChangeMode::KNOWN)),
             );
         }
         _ => {}
@@ -1245,20 +896,9 @@ fn check_template(c: &mut Checker, path: &str, t: &Template) {
         && let (Some(min), Some(max)) = (wait.min, wait.max)
         && max < min
     {
-        c.err(
-            join(path, "Wait"),
-            format!("wait max ({max}) must be at least min ({min})"),
-        );
+        c.err(join(path, "Wait"), format!("wait max ({max}) must be at least min ({min})"));
     }
-    if !t.perms.is_empty()
-        && (t.perms.len() > 4 || !t.perms.chars().all(|ch| ('0'..='7').contains(&ch)))
-    {
-        c.err(
-            join(path, "Perms"),
-            format!(
-                "perms \"{}\" must be an octal mode such as \"0644\"",
-                t.perms
-            ),
-        );
+    if !t.perms.is_empty() && (t.perms.len() > 4 || !t.perms.chars().all(|ch| ('0'..='7').contains(&ch))) {
+        c.err(join(path, "Perms"), format!("perms \"{}\" must be an octal mode such as \"0644\"", t.perms));
     }
 }

@@ -28,7 +28,5 @@ pub struct Variable {
 pub fn is_valid_variable_path(path: &str) -> bool {
     (1..=128).contains(&path.len())
         && !path.starts_with('/')
-        && path
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '~' | '/'))
+        && path.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '~' | '/'))
 }

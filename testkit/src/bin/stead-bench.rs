@@ -69,20 +69,14 @@ mod real {
                 return ThreadTimes(out);
             };
             for entry in dir.flatten() {
-                let Some(tid) = entry
-                    .file_name()
-                    .to_str()
-                    .and_then(|t| t.parse::<u32>().ok())
-                else {
+                let Some(tid) = entry.file_name().to_str().and_then(|t| t.parse::<u32>().ok()) else {
                     continue;
                 };
                 let comm = std::fs::read_to_string(entry.path().join("comm")).unwrap_or_default();
                 let Ok(stat) = std::fs::read_to_string(entry.path().join("schedstat")) else {
                     continue;
                 };
-                let mut fields = stat
-                    .split_whitespace()
-                    .map(|f| f.parse::<u64>().unwrap_or(0));
+                let mut fields = stat.split_whitespace().map(|f| f.parse::<u64>().unwrap_or(0));
                 let (run, wait) = (fields.next().unwrap_or(0), fields.next().unwrap_or(0));
                 out.insert(tid, (comm.trim().to_string(), run, wait));
             }
@@ -116,14 +110,9 @@ mod real {
     }
 
     fn threads_line(groups: &ThreadGroups) -> String {
-        let parts: Vec<String> = groups
-            .iter()
-            .map(|(name, (n, run, wait))| format!("{name} x{n}: cpu {run:.0}% runq {wait:.0}%"))
-            .collect();
-        format!(
-            "    threads (% of one cpu over the window): {}",
-            parts.join("; ")
-        )
+        let parts: Vec<String> =
+            groups.iter().map(|(name, (n, run, wait))| format!("{name} x{n}: cpu {run:.0}% runq {wait:.0}%")).collect();
+        format!("    threads (% of one cpu over the window): {}", parts.join("; "))
     }
 
     const USAGE: &str = "usage: stead-bench store [--duration-secs N] [--warmup-ms M] [--data-dir DIR] [--keys K] [--seed S] [--only LIST]\n\
@@ -148,9 +137,7 @@ mod real {
 
     impl Args {
         fn wants(&self, scenario: &str) -> bool {
-            self.only
-                .as_ref()
-                .is_none_or(|only| only.iter().any(|s| s == scenario))
+            self.only.as_ref().is_none_or(|only| only.iter().any(|s| s == scenario))
         }
     }
 
@@ -186,10 +173,7 @@ mod real {
                 Some(v) => v,
                 None => it.next().ok_or_else(|| format!("{name} needs a value"))?,
             };
-            let number = |v: &str| {
-                v.parse::<f64>()
-                    .map_err(|_| format!("{name}: {v:?} is not a number"))
-            };
+            let number = |v: &str| v.parse::<f64>().map_err(|_| format!("{name}: {v:?} is not a number"));
             match name.as_str() {
                 "--duration-secs" => {
                     let secs = number(&value)?;
@@ -206,14 +190,8 @@ mod real {
                         return Err(format!("--keys must be at least {RMW_KEYS_PER_TXN}"));
                     }
                 }
-                "--seed" => {
-                    args.seed = value
-                        .parse()
-                        .map_err(|_| format!("--seed: {value:?} is not an integer"))?
-                }
-                "--only" => {
-                    args.only = Some(value.split(',').map(|s| s.trim().to_string()).collect())
-                }
+                "--seed" => args.seed = value.parse().map_err(|_| format!("--seed: {value:?} is not an integer"))?,
+                "--only" => args.only = Some(value.split(',').map(|s| s.trim().to_string()).collect()),
                 _ => return Err(format!("unknown option {name}")),
             }
         }
@@ -230,11 +208,8 @@ mod real {
         };
         let root = match &args.data_dir {
             Some(dir) => {
-                std::fs::create_dir_all(dir)
-                    .unwrap_or_else(|e| die(format!("creating {}: {e}", dir.display())));
-                tempfile::Builder::new()
-                    .prefix("stead-bench-")
-                    .tempdir_in(dir)
+                std::fs::create_dir_all(dir).unwrap_or_else(|e| die(format!("creating {}: {e}", dir.display())));
+                tempfile::Builder::new().prefix("stead-bench-").tempdir_in(dir)
             }
             None => tempfile::Builder::new().prefix("stead-bench-").tempdir(),
         }
@@ -248,9 +223,7 @@ mod real {
             args.duration.as_secs_f64(),
             args.warmup.as_millis(),
             root.path().display(),
-            std::thread::available_parallelism()
-                .map(|n| n.get())
-                .unwrap_or(0)
+            std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0)
         );
 
         let mut out = serde_json::Map::new();
@@ -271,28 +244,13 @@ mod real {
             eprintln!("{}", r.human(&format!("blind   c{clients:<3}")));
             eprintln!("{}", threads_line(&r.threads));
             if let Some((_, run, wait)) = r.threads.get(COMMITTER_THREAD) {
-                put(
-                    format!("blind_c{clients}_committer_cpu_pct"),
-                    round(*run).into(),
-                );
-                put(
-                    format!("blind_c{clients}_committer_runq_pct"),
-                    round(*wait).into(),
-                );
+                put(format!("blind_c{clients}_committer_cpu_pct"), round(*run).into());
+                put(format!("blind_c{clients}_committer_runq_pct"), round(*wait).into());
             }
             put(format!("blind_c{clients}_cps"), round(r.cps()).into());
-            put(
-                format!("blind_c{clients}_p50_ms"),
-                round(r.percentile_ms(0.50)).into(),
-            );
-            put(
-                format!("blind_c{clients}_p99_ms"),
-                round(r.percentile_ms(0.99)).into(),
-            );
-            put(
-                format!("blind_c{clients}_commits_per_batch"),
-                round(r.commits_per_batch()).into(),
-            );
+            put(format!("blind_c{clients}_p50_ms"), round(r.percentile_ms(0.50)).into());
+            put(format!("blind_c{clients}_p99_ms"), round(r.percentile_ms(0.99)).into());
+            put(format!("blind_c{clients}_commits_per_batch"), round(r.commits_per_batch()).into());
             if clients == 256 {
                 blind_c256_cps = Some(r.cps());
             }
@@ -308,20 +266,11 @@ mod real {
             eprintln!("{}", r.human(&format!("rmw10   c{clients:<3}")));
             eprintln!("{}", threads_line(&r.threads));
             put(format!("rmw10_c{clients}_cps"), round(r.cps()).into());
-            put(
-                format!("rmw10_c{clients}_p50_ms"),
-                round(r.percentile_ms(0.50)).into(),
-            );
-            put(
-                format!("rmw10_c{clients}_p99_ms"),
-                round(r.percentile_ms(0.99)).into(),
-            );
+            put(format!("rmw10_c{clients}_p50_ms"), round(r.percentile_ms(0.50)).into());
+            put(format!("rmw10_c{clients}_p99_ms"), round(r.percentile_ms(0.99)).into());
             put(format!("rmw10_c{clients}_retries"), r.retries.into());
             put(format!("rmw10_c{clients}_errors"), r.errors.into());
-            put(
-                format!("rmw10_c{clients}_commits_per_batch"),
-                round(r.commits_per_batch()).into(),
-            );
+            put(format!("rmw10_c{clients}_commits_per_batch"), round(r.commits_per_batch()).into());
         }
 
         let mut raw_cps = None;
@@ -340,19 +289,13 @@ mod real {
             );
             eprintln!("{}", threads_line(&raw.threads));
             put("raw_cps".into(), round(cps).into());
-            put(
-                "raw_batch_p50_ms".into(),
-                round(percentile_ms(&raw.latencies_us, 0.50)).into(),
-            );
+            put("raw_batch_p50_ms".into(), round(percentile_ms(&raw.latencies_us, 0.50)).into());
             raw_cps = Some(cps);
         }
         if let (Some(blind), Some(raw)) = (blind_c256_cps, raw_cps) {
             let ratio = if raw > 0.0 { blind / raw } else { 0.0 };
             eprintln!("blind c256 / raw: {ratio:.3}");
-            put(
-                "ratio_blind_c256_to_raw".into(),
-                ((ratio * 1000.0).round() / 1000.0).into(),
-            );
+            put("ratio_blind_c256_to_raw".into(), ((ratio * 1000.0).round() / 1000.0).into());
         }
 
         drop(rt);
@@ -376,10 +319,8 @@ mod real {
     }
 
     fn open_store(dir: &Path) -> Database {
-        open(&EmbeddedOptions {
-            data_dir: Some(dir.to_path_buf()),
-        })
-        .unwrap_or_else(|e| die(format!("opening the store in {}: {e}", dir.display())))
+        open(&EmbeddedOptions { data_dir: Some(dir.to_path_buf()) })
+            .unwrap_or_else(|e| die(format!("opening the store in {}: {e}", dir.display())))
     }
 
     /// A random key that is not in the reserved `\xff` system keyspace.
@@ -411,10 +352,7 @@ mod real {
     impl Window {
         fn after_warmup(args: &Args) -> Window {
             let start = Instant::now() + args.warmup;
-            Window {
-                start,
-                end: start + args.duration,
-            }
+            Window { start, end: start + args.duration }
         }
     }
 
@@ -432,19 +370,11 @@ mod real {
     }
 
     impl Stats {
-        fn record(
-            &mut self,
-            window: &Window,
-            begun: Instant,
-            done: Instant,
-            version: Version,
-            retries: u64,
-        ) {
+        fn record(&mut self, window: &Window, begun: Instant, done: Instant, version: Version, retries: u64) {
             if done >= window.start && done < window.end {
                 self.commits += 1;
                 self.retries += retries;
-                self.latencies_us
-                    .push(done.duration_since(begun).as_micros().min(u32::MAX as u128) as u32);
+                self.latencies_us.push(done.duration_since(begun).as_micros().min(u32::MAX as u128) as u32);
                 self.versions.push(version);
             }
         }
@@ -474,11 +404,7 @@ mod real {
 
         fn commits_per_batch(&self) -> f64 {
             let batches = self.batches();
-            if batches == 0 {
-                0.0
-            } else {
-                self.commits as f64 / batches as f64
-            }
+            if batches == 0 { 0.0 } else { self.commits as f64 / batches as f64 }
         }
 
         fn human(&self, label: &str) -> String {
@@ -510,10 +436,7 @@ mod real {
         let sampler = sample_threads(window);
         let mut total = Stats::default();
         for h in handles {
-            total.merge(
-                h.await
-                    .unwrap_or_else(|e| die(format!("a client task failed: {e}"))),
-            );
+            total.merge(h.await.unwrap_or_else(|e| die(format!("a client task failed: {e}"))));
         }
         total.elapsed = window.end.duration_since(window.start);
         total.threads = sampler.join().unwrap_or_default();
@@ -524,13 +447,7 @@ mod real {
         let db = open_store(dir);
         let window = Window::after_warmup(args);
         let handles = (0..clients)
-            .map(|c| {
-                tokio::spawn(blind_client(
-                    db.clone(),
-                    args.seed ^ (0xb1 << 32) ^ c as u64,
-                    window,
-                ))
-            })
+            .map(|c| tokio::spawn(blind_client(db.clone(), args.seed ^ (0xb1 << 32) ^ c as u64, window)))
             .collect();
         gather(handles, window).await
     }
@@ -543,9 +460,7 @@ mod real {
             let key = random_key(&mut rng);
             let value = random_value(&mut rng, &pool);
             let begun = Instant::now();
-            let tx = db
-                .create_transaction()
-                .unwrap_or_else(|e| die(format!("create_transaction: {e}")));
+            let tx = db.create_transaction().unwrap_or_else(|e| die(format!("create_transaction: {e}")));
             tx.set(&key, value);
             match tx.commit().await {
                 Ok(info) => stats.record(&window, begun, Instant::now(), info.version, 0),
@@ -571,22 +486,17 @@ mod real {
                     let pool = value_pool(&mut rng);
                     for &first in chunks.iter().skip(l).step_by(LOADERS) {
                         let last = (first + PER_TXN).min(keys.len());
-                        let tx = db
-                            .create_transaction()
-                            .unwrap_or_else(|e| die(format!("create_transaction: {e}")));
+                        let tx = db.create_transaction().unwrap_or_else(|e| die(format!("create_transaction: {e}")));
                         for key in &keys[first..last] {
                             tx.set(key, random_value(&mut rng, &pool));
                         }
-                        tx.commit()
-                            .await
-                            .unwrap_or_else(|e| die(format!("preloading failed: {e}")));
+                        tx.commit().await.unwrap_or_else(|e| die(format!("preloading failed: {e}")));
                     }
                 })
             })
             .collect();
         for h in handles {
-            h.await
-                .unwrap_or_else(|e| die(format!("a preload task failed: {e}")));
+            h.await.unwrap_or_else(|e| die(format!("a preload task failed: {e}")));
         }
     }
 
@@ -596,21 +506,10 @@ mod real {
         let keys: Arc<Vec<Key>> = Arc::new((0..args.keys).map(|_| random_key(&mut rng)).collect());
         let loading = Instant::now();
         preload(&db, &keys, args.seed).await;
-        eprintln!(
-            "rmw10   c{clients:<3}: preloaded {} keys in {:.2} s",
-            keys.len(),
-            loading.elapsed().as_secs_f64()
-        );
+        eprintln!("rmw10   c{clients:<3}: preloaded {} keys in {:.2} s", keys.len(), loading.elapsed().as_secs_f64());
         let window = Window::after_warmup(args);
         let handles = (0..clients)
-            .map(|c| {
-                tokio::spawn(rmw_client(
-                    db.clone(),
-                    keys.clone(),
-                    args.seed ^ (0x4e3 << 32) ^ c as u64,
-                    window,
-                ))
-            })
+            .map(|c| tokio::spawn(rmw_client(db.clone(), keys.clone(), args.seed ^ (0x4e3 << 32) ^ c as u64, window)))
             .collect();
         gather(handles, window).await
     }
@@ -643,8 +542,7 @@ mod real {
                                 Some(v) => v.to_vec(),
                                 None => die(format!("preloaded key {i} is missing")),
                             };
-                            let count =
-                                u64::from_le_bytes(value[..8].try_into().expect("8 bytes")) + 1;
+                            let count = u64::from_le_bytes(value[..8].try_into().expect("8 bytes")) + 1;
                             value[..8].copy_from_slice(&count.to_le_bytes());
                             tx.set(key, &value);
                         }
@@ -654,18 +552,14 @@ mod real {
                 .await;
             let done = Instant::now();
             match result {
-                Ok(committed) => {
-                    stats.record(&window, begun, done, committed.commit.version, attempts - 1)
-                }
+                Ok(committed) => stats.record(&window, begun, done, committed.commit.version, attempts - 1),
                 Err(e) => {
                     if done >= window.start && done < window.end {
                         stats.errors += 1;
                         stats.retries += attempts.saturating_sub(1);
                     }
                     if stats.errors == 1 {
-                        eprintln!(
-                            "stead-bench: a read-modify-write transaction failed after {attempts} attempts: {e}"
-                        );
+                        eprintln!("stead-bench: a read-modify-write transaction failed after {attempts} attempts: {e}");
                     }
                 }
             }
@@ -690,19 +584,13 @@ mod real {
             .manual_journal_persist(true)
             .open()
             .unwrap_or_else(|e| storage(e));
-        let data = db
-            .keyspace("data", fjall::KeyspaceCreateOptions::default)
-            .unwrap_or_else(|e| storage(e));
+        let data = db.keyspace("data", fjall::KeyspaceCreateOptions::default).unwrap_or_else(|e| storage(e));
         let mut rng = SmallRng::seed_from_u64(args.seed ^ (0x4a3 << 32));
         let pool = value_pool(&mut rng);
         let window = Window::after_warmup(args);
         let sampler = sample_threads(window);
-        let mut result = RawResult {
-            records: 0,
-            latencies_us: Vec::new(),
-            elapsed: args.duration,
-            threads: ThreadGroups::new(),
-        };
+        let mut result =
+            RawResult { records: 0, latencies_us: Vec::new(), elapsed: args.duration, threads: ThreadGroups::new() };
         loop {
             let begun = Instant::now();
             let mut batch = db.batch().durability(Some(fjall::PersistMode::SyncData));
@@ -714,9 +602,7 @@ mod real {
             let done = Instant::now();
             if done >= window.start && done < window.end {
                 result.records += RAW_BATCH as u64;
-                result
-                    .latencies_us
-                    .push(done.duration_since(begun).as_micros() as u32);
+                result.latencies_us.push(done.duration_since(begun).as_micros() as u32);
             }
             if done >= window.end {
                 result.threads = sampler.join().unwrap_or_default();
