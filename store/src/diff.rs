@@ -504,6 +504,23 @@ mod tests {
         assert_eq!(d.objects[0].kind, DiffType::Deleted);
     }
 
+    #[test]
+    fn diffs_of_real_job_records_follow_their_changes() {
+        let mut a = crate::model::job_from_api_json(include_str!("model/testdata/full_job.json")).unwrap();
+        a.canonicalize();
+        let va = serde_json::to_value(&a).unwrap();
+        assert!(diff_jobs(&va, &va).is_empty());
+        let mut vb = va.clone();
+        vb["TaskGroups"][0]["Count"] = json!(9);
+        vb["Version"] = json!(3);
+        let d = diff_jobs(&va, &vb);
+        assert_eq!(d.kind, DiffType::Edited);
+        assert!(d.fields.is_empty(), "bookkeeping is not a change: {:?}", d.fields);
+        let group = d.task_groups.iter().find(|g| g.kind == DiffType::Edited).unwrap();
+        assert_eq!(group.fields.iter().map(|f| f.name.as_str()).collect::<Vec<_>>(), ["Count"]);
+        assert_eq!(group.fields[0].new, "9");
+    }
+
     mod properties {
         use super::*;
         use proptest::prelude::*;
