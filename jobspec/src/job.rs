@@ -26,7 +26,7 @@ pub(crate) struct Problem {
 type Errs = Vec<Problem>;
 
 /// Where each produced JSON value came from: its path relative to the job, in the format of
-/// `stead_store::model::validate` (`TaskGroups[0].Tasks[1].Resources.CPU`, map keys as
+/// `stead_model::validate` (`TaskGroups[0].Tasks[1].Resources.CPU`, map keys as
 /// `Meta[team]`), to the byte offset of the block's first token or the argument's name.
 #[derive(Debug, Default)]
 pub(crate) struct Origins {

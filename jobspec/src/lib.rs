@@ -2,7 +2,7 @@
 //! Nomad's runtime interpolations left as written) and Nomad's API JSON.
 //!
 //! Pure: no store, no tokio, no clock except through what the caller passes in. Depends on
-//! `stead-store` only for the record types (`stead_store::model`).
+//! `stead-store` only for the record types (`stead_model`).
 //!
 //! Start reading at [`parse_hcl`]: it parses with `hcl-edit` (which keeps byte spans, so every
 //! error can name `file:line:column`), resolves `variable`/`locals` (`vars.rs`), evaluates the
@@ -267,12 +267,12 @@ pub fn parse_hcl(
 }
 
 /// [`parse_hcl`], also returning where in the file each value of the job came from, keyed by
-/// its path relative to the job in the format of `stead_store::model::Job::validate()`'s
+/// its path relative to the job in the format of `stead_model::Job::validate()`'s
 /// errors, so those errors can name `file:line:column`:
 ///
 /// ```
 /// use stead_jobspec::{OsEnv, VarInputs, parse_hcl_with_positions};
-/// use stead_store::model::{self, Job};
+/// use stead_model::{self, Job};
 ///
 /// let src = "job \"web\" {\n  group \"api\" {\n    count = -1\n    task \"t\" {\n      driver = \"exec\"\n    }\n  }\n}\n";
 /// let (mut json, positions) =

@@ -1,9 +1,9 @@
 //! Where each value of the produced API JSON came from in the HCL file, so that problems found
-//! later (decoding into `stead_store::model::Job`, `Job::validate()`) can name
+//! later (decoding into `stead_model::Job`, `Job::validate()`) can name
 //! `file:line:column` as parse errors do.
 //!
 //! Paths are relative to the job (the object under `"Job"`) and spelt the way
-//! `stead_store::model::validate` spells them: fields joined with `.`, array elements and
+//! `stead_model::validate` spells them: fields joined with `.`, array elements and
 //! entries of maps keyed by user data (`Meta`, `Env`, `Volumes`, task `Config`) in brackets:
 //! `TaskGroups[0].Tasks[1].Resources.CPU`, `TaskGroups[0].Networks[0].ReservedPorts[2].Label`,
 //! `TaskGroups[0].Volumes[data].Source`, `Meta[team]`, `TaskGroups[0].Tasks[0].Config[image]`.
@@ -88,7 +88,7 @@ impl SourceMap {
 
     /// A `Job::validate()` error as a positioned error; the message keeps the path
     /// (`file:line:column: TaskGroups[0].Count: count must be 0 or more (got -1)`).
-    pub fn validation_error(&self, e: &stead_store::model::ValidationError) -> JobspecError {
+    pub fn validation_error(&self, e: &stead_model::ValidationError) -> JobspecError {
         self.error_at(&e.path, e.to_string())
     }
 }

@@ -1,4 +1,4 @@
-//! Every fixture job file goes all the way: HCL → API JSON → `stead_store::model::Job` →
+//! Every fixture job file goes all the way: HCL → API JSON → `stead_model::Job` →
 //! canonicalize → validate (valid, except the every-block fixture's two combinations
 //! Nomad refuses), and the canonical job survives a JSON round trip unchanged.
 //! This is where the HCL front end and the record types must agree on Nomad's shapes.
@@ -7,7 +7,7 @@ mod common;
 
 use common::{FakeEnv, fixture, parse_fixture};
 use stead_jobspec::VarInputs;
-use stead_store::model::{self, Job};
+use stead_model::{self as model, Job};
 
 fn record(name: &str, vars: &VarInputs) -> Job {
     let value = parse_fixture(name, vars, &FakeEnv::new()).unwrap_or_else(|e| panic!("{name}: {e}"));

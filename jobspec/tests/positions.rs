@@ -6,7 +6,7 @@ mod common;
 use common::FakeEnv;
 use serde_json::Value;
 use stead_jobspec::{SourceMap, VarInputs, parse_hcl, parse_hcl_with_positions};
-use stead_store::model::{self, Job};
+use stead_model::{self as model, Job};
 
 /// 1-based line and column of the `nth` (0-based) occurrence of `needle` in `src`.
 fn pos_of_nth(src: &str, needle: &str, nth: usize) -> (usize, usize) {

@@ -12,18 +12,20 @@
 //! names FoundationDB types; it must not depend on any other stead crate.
 
 pub mod api;
-pub mod diff;
 pub mod embedded;
 pub mod error;
 pub mod fault;
 #[cfg(all(feature = "fdb", not(madsim)))]
 pub mod fdb;
-pub mod model;
 pub mod mutation;
+pub mod records;
 pub mod schema;
 pub mod types;
 
 pub use api::{Committed, Database, DatabaseEngine, RunOptions, Transaction, TransactionEngine, Watch};
 pub use error::{Error, ErrorCode, OpenError, Result, StoreError};
 pub use foundationdb_tuple as tuple;
+/// The records (`stead-model`), re-exported so store users need one dependency.
+pub use stead_model as model;
+pub use stead_model::diff;
 pub use types::*;

@@ -5,7 +5,7 @@
 use proptest::prelude::*;
 use stead_store::model::job_from_api_json;
 
-const FULL_JOB: &str = include_str!("../src/model/testdata/full_job.json");
+const FULL_JOB: &str = include_str!("../../model/src/testdata/full_job.json");
 
 fn decode_all_the_way(input: &str) {
     if let Ok(mut job) = job_from_api_json(input) {

@@ -5,18 +5,18 @@ use serde_json::json;
 use stead_store::Database;
 use stead_store::ReadMode;
 use stead_store::embedded::open_in_memory;
-use stead_store::model::records::{
-    self, JobVersion, allocs_by_job, allocs_by_node, deployments_by_job, evals_by_job, job_spec_changed, keys,
-    list_job_versions, nodes_by_datacenter, nodes_by_pool, put_job_version, services_by_alloc, services_by_name,
-    token_by_secret,
-};
 use stead_store::model::{
     AclPolicy, AclToken, AllocClientStatus, AllocDesiredStatus, Allocation, Deployment, Evaluation, Job, JobStatus,
     Namespace, Node, ServiceRegistration, Variable, job_from_api_json,
 };
+use stead_store::records::{
+    self, JobVersion, allocs_by_job, allocs_by_node, deployments_by_job, evals_by_job, job_spec_changed, keys,
+    list_job_versions, nodes_by_datacenter, nodes_by_pool, put_job_version, services_by_alloc, services_by_name,
+    token_by_secret,
+};
 use stead_store::schema::{JobModify, Keyspace, Page, PageOptions, PutOptions, Record, Tuple};
 
-const FULL_JOB: &str = include_str!("../src/model/testdata/full_job.json");
+const FULL_JOB: &str = include_str!("../../model/src/testdata/full_job.json");
 
 /// Puts one record in its own transaction; returns the commit version.
 async fn put<R: Record>(db: &Database, ks: &Keyspace, record: &R, options: PutOptions) -> u64 {

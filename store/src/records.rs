@@ -40,10 +40,10 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::{
+use crate::api::Transaction;
+use crate::model::{
     AclPolicy, AclToken, Allocation, Deployment, Evaluation, Job, Namespace, Node, ServiceRegistration, Variable,
 };
-use crate::api::Transaction;
 use crate::schema::{
     Index, IndexEntry, Keyspace, Kind, PAGE_LIMIT_MAX, Page, PageOptions, PutOptions, PutOutcome, Record, SchemaError,
     Tuple, Versions,

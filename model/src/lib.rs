@@ -13,7 +13,9 @@
 //! stead does not act on yet (Vault, Consul, Connect, identity, CSI plugin, multiregion) as
 //! `serde_json::Value`, so nothing a client sent is lost on a round trip. Enumerations keep
 //! unknown strings as `Other(..)` so decoding never fails on a value; validation reports it.
-//! This module is plain data and functions: no I/O, no clock, safe under `cfg(madsim)`.
+//! Plain data and functions: no I/O, no clock, no tokio, no store engine — safe under
+//! `cfg(madsim)` and usable by the pure scheduler core. The store (`stead_store::records`)
+//! says where each record lives in the keyspace.
 
 pub mod acl;
 pub mod alloc;
@@ -21,6 +23,7 @@ pub mod api_json;
 pub mod canonicalize;
 pub mod common;
 pub mod deployment;
+pub mod diff;
 pub mod duration;
 pub mod eval;
 pub mod group;
@@ -30,7 +33,6 @@ pub mod node;
 pub mod periodic;
 pub mod placement;
 pub mod policy;
-pub mod records;
 pub mod resources;
 pub mod service;
 pub mod task;

@@ -506,7 +506,7 @@ mod tests {
 
     #[test]
     fn diffs_of_real_job_records_follow_their_changes() {
-        let mut a = crate::model::job_from_api_json(include_str!("model/testdata/full_job.json")).unwrap();
+        let mut a = crate::job_from_api_json(include_str!("testdata/full_job.json")).unwrap();
         a.canonicalize();
         let va = serde_json::to_value(&a).unwrap();
         assert!(diff_jobs(&va, &va).is_empty());
