@@ -2,7 +2,7 @@
 //! Nomad's runtime interpolations left as written) and Nomad's API JSON.
 //!
 //! Pure: no store, no tokio, no clock except through what the caller passes in. Depends on
-//! `stead-store` only for the record types (`stead_model`).
+//! `stead-model` only, for the record types.
 //!
 //! Start reading at [`parse_hcl`]: it parses with `hcl-edit` (which keeps byte spans, so every
 //! error can name `file:line:column`), resolves `variable`/`locals` (`vars.rs`), evaluates the
