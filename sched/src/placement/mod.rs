@@ -1,0 +1,1 @@
+//! Choosing nodes for allocations: feasibility, ranking, sampling, metrics.

@@ -1,0 +1,1 @@
+//! Desired versus existing allocations of one job.
