@@ -1302,56 +1302,14 @@ fn convert_value(a: &Attr, conv: C, errs: &mut Errs) -> Option<Value> {
     }
 }
 
-/// Go's `time.ParseDuration` ("1h30m", "500ms", "1.5s", "-2m"); a number is nanoseconds.
+/// Go's `time.ParseDuration` ("1h30m", "500ms", "1.5s", "-2m"), as the model parses it;
+/// a number is nanoseconds.
 pub(crate) fn duration_nanos(v: &Val) -> Result<i64, String> {
-    let s = match v {
-        Val::Num(n) if n.fract() == 0.0 => return Ok(*n as i64),
-        Val::Str(s) => s.trim(),
-        other => {
-            return Err(format!("expected a duration such as \"30s\" or \"5m\", found {}", other.describe()));
-        }
-    };
-    let bad = || {
-        format!(
-            "invalid duration {s:?}; expected a number with a unit, such as \"30s\", \"1m30s\", \"500ms\" or \"2h\""
-        )
-    };
-    let (neg, mut rest) = match s.strip_prefix('-') {
-        Some(r) => (true, r),
-        None => (false, s.strip_prefix('+').unwrap_or(s)),
-    };
-    if rest == "0" {
-        return Ok(0);
+    match v {
+        Val::Num(n) if n.fract() == 0.0 => Ok(*n as i64),
+        Val::Str(s) => s.trim().parse::<stead_model::Nanos>().map(|n| n.0),
+        other => Err(format!("expected a duration such as \"30s\" or \"5m\", found {}", other.describe())),
     }
-    if rest.is_empty() {
-        return Err(bad());
-    }
-    let mut total: f64 = 0.0;
-    while !rest.is_empty() {
-        let num_len = rest.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(rest.len());
-        if num_len == 0 {
-            return Err(bad());
-        }
-        let num: f64 = rest[..num_len].parse().map_err(|_| bad())?;
-        rest = &rest[num_len..];
-        let unit_len = rest.find(|c: char| c.is_ascii_digit() || c == '.').unwrap_or(rest.len());
-        let unit = &rest[..unit_len];
-        rest = &rest[unit_len..];
-        let scale = match unit {
-            "ns" => 1.0,
-            "us" | "µs" | "μs" => 1e3,
-            "ms" => 1e6,
-            "s" => 1e9,
-            "m" => 60e9,
-            "h" => 3600e9,
-            _ => return Err(bad()),
-        };
-        total += num * scale;
-    }
-    if total > i64::MAX as f64 {
-        return Err(format!("duration {s:?} is too long"));
-    }
-    Ok(if neg { -(total as i64) } else { total as i64 })
 }
 
 /// A size in MB: a number (already MB), a numeric string, or a string with a unit
