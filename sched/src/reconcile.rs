@@ -1,1 +1,0 @@
-//! Desired versus existing allocations of one job.
