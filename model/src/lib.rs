@@ -36,6 +36,7 @@ pub mod policy;
 pub mod resources;
 pub mod service;
 pub mod task;
+pub mod time;
 pub mod validate;
 pub mod variable;
 

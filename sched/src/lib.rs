@@ -13,8 +13,22 @@
 //!   and destructive updates (`update.rs`), migrate, lost, reschedule now or later
 //!   (`reschedule.rs`); per node for system and sysbatch jobs (`system.rs`).
 //!
-//! Not yet here (issue 4): the plan type and its commit-time `decide` step, the scheduler
-//! loop that joins reconcile and placement per evaluation, and the worker at the edge.
+//! * `scheduler.rs` — [`schedule`]: one evaluation, reconcile then place, into an
+//!   [`Outcome`] (plan, annotations, failed placements, follow-up evaluations). Start here.
+//! * `plan.rs` — the [`Plan`] and the per-node [`NodeUsage`] record the commit re-reads;
+//!   `decide.rs` — the pure step the commit transaction runs over them.
+//! * `ids.rs` — allocation and evaluation IDs and attempt seeds, derived from the seed.
+//!
+//! The worker that claims evaluations, reads snapshots and commits plans is in
+//! `stead-server`.
 
+pub mod decide;
+pub mod ids;
 pub mod placement;
+pub mod plan;
 pub mod reconcile;
+pub mod scheduler;
+
+pub use decide::{NodeCheck, Rejection, decide_node, decide_plan};
+pub use plan::{NodePlan, NodeUsage, Plan, PlanStop, PlanUpdate};
+pub use scheduler::{EvalInput, Outcome, SchedConfig, Snapshot, schedule};

@@ -4,13 +4,15 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
+use serde::{Deserialize, Serialize};
 use stead_model::resources::{DYNAMIC_PORT_MAX, DYNAMIC_PORT_MIN, parse_port_ranges};
 use stead_model::{AllocId, AllocatedResources, Allocation, JobId, Lifecycle, LifecycleHook, Node, NodeId, TaskGroup};
 
 use super::rng::SplitMix64;
 
 /// What a node can give to allocations: its resources minus its reserved resources.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
 pub struct Capacity {
     pub cpu_mhz: i64,
     pub memory_mb: i64,
@@ -69,13 +71,15 @@ impl Capacity {
         }
     }
 
-    fn port_reserved(&self, port: u16) -> bool {
+    pub fn port_reserved(&self, port: u16) -> bool {
         self.reserved_ports.iter().any(|&(lo, hi)| (lo..=hi).contains(&port))
     }
 }
 
-/// What the allocations on a node use.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+/// What the allocations on a node use. Ports and cores are held exclusively; a static
+/// port asked with `ignore_collision` is not held (another process may share it).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
 pub struct Usage {
     pub cpu_mhz: i64,
     pub memory_mb: i64,
@@ -299,7 +303,7 @@ impl NodeView {
             memory_mb: ask.memory_mb,
             disk_mb: ask.disk_mb,
             cores: cores.iter().copied().collect(),
-            ports: ask.static_ports.iter().map(|p| p.port).collect(),
+            ports: ask.static_ports.iter().filter(|p| !p.ignore_collision).map(|p| p.port).collect(),
         };
         let mut dynamic = Vec::with_capacity(ask.dynamic_ports.len());
         for label in &ask.dynamic_ports {
@@ -339,7 +343,7 @@ impl NodeView {
         self.usage.ports.extend(u.ports.iter().copied());
     }
 
-    fn remove_usage(&mut self, u: &Usage) {
+    pub fn remove_usage(&mut self, u: &Usage) {
         self.usage.cpu_mhz -= u.cpu_mhz;
         self.usage.memory_mb -= u.memory_mb;
         self.usage.disk_mb -= u.disk_mb;
@@ -416,64 +420,108 @@ impl Fnv {
 
 /// The nodes of a snapshot, ordered by node ID so the result does not depend on the order the
 /// snapshot listed them in.
+///
+/// Cheap to fork: the nodes are shared (`Arc`) between clones, and a clone that changes a
+/// node (a placement taking resources, an allocation added) copies that node alone into its
+/// own overlay. A worker keeps one view of the whole cluster and forks it per evaluation at
+/// the cost of the nodes the evaluation touches.
 #[derive(Debug, Clone, Default)]
 pub struct ClusterView {
-    nodes: Vec<NodeView>,
-    index: BTreeMap<NodeId, usize>,
+    base: Arc<Vec<Arc<NodeView>>>,
+    index: Arc<BTreeMap<NodeId, usize>>,
+    /// Nodes this view changed, by position.
+    overlay: BTreeMap<usize, NodeView>,
 }
 
 impl ClusterView {
     pub fn new<N: Into<Arc<Node>>>(nodes: impl IntoIterator<Item = N>) -> Self {
-        let mut nodes: Vec<NodeView> = nodes.into_iter().map(|n| NodeView::new(n.into())).collect();
-        nodes.sort_by(|a, b| a.node.id.cmp(&b.node.id));
-        nodes.dedup_by(|a, b| a.node.id == b.node.id);
-        let index = nodes.iter().enumerate().map(|(i, n)| (n.node.id.clone(), i)).collect();
-        Self { nodes, index }
+        Self::from_views(nodes.into_iter().map(|n| NodeView::new(n.into())))
     }
 
-    pub fn nodes(&self) -> &[NodeView] {
-        &self.nodes
+    /// A view of nodes whose views (capacity, usage) the caller built.
+    pub fn from_views(views: impl IntoIterator<Item = NodeView>) -> Self {
+        let mut nodes: Vec<Arc<NodeView>> = views.into_iter().map(Arc::new).collect();
+        nodes.sort_by(|a, b| a.node.id.cmp(&b.node.id));
+        nodes.dedup_by(|a, b| a.node.id == b.node.id);
+        Self::from_shared(Arc::new(nodes))
+    }
+
+    /// A view over shared node views, which must be sorted by node ID without duplicates
+    /// (checked).
+    pub fn from_shared(nodes: Arc<Vec<Arc<NodeView>>>) -> Self {
+        assert!(nodes.windows(2).all(|w| w[0].node.id < w[1].node.id), "node views sorted by ID, no duplicates");
+        let index = nodes.iter().enumerate().map(|(i, n)| (n.node.id.clone(), i)).collect();
+        Self { base: nodes, index: Arc::new(index), overlay: BTreeMap::new() }
+    }
+
+    pub fn len(&self) -> usize {
+        self.base.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.base.is_empty()
+    }
+
+    /// The node at a position (0..len, in node ID order).
+    pub fn node_at(&self, i: usize) -> &NodeView {
+        self.overlay.get(&i).unwrap_or(&self.base[i])
+    }
+
+    /// Every node, in node ID order.
+    pub fn iter(&self) -> impl Iterator<Item = &NodeView> {
+        (0..self.base.len()).map(|i| self.node_at(i))
     }
 
     pub fn node(&self, id: &NodeId) -> Option<&NodeView> {
-        self.index.get(id).map(|&i| &self.nodes[i])
+        self.index.get(id).map(|&i| self.node_at(i))
     }
 
     pub(crate) fn node_at_mut(&mut self, i: usize) -> &mut NodeView {
-        &mut self.nodes[i]
+        let base = &self.base;
+        self.overlay.entry(i).or_insert_with(|| NodeView::clone(&base[i]))
     }
 
     pub(crate) fn index_of(&self, id: &NodeId) -> Option<usize> {
         self.index.get(id).copied()
     }
 
+    /// The nodes this view changed since it was built or forked from shared views.
+    pub fn changed(&self) -> impl Iterator<Item = &NodeView> {
+        self.overlay.values()
+    }
+
     /// Account an existing allocation on its node (ignored when terminal or on an unknown
     /// node). Its usage comes from its `AllocatedResources`, or from its job's group when the
     /// record carries no resources.
     pub fn add_alloc(&mut self, alloc: &Allocation) {
+        self.track_alloc(alloc, true);
+    }
+
+    /// Remember an existing allocation on its node whose usage the node's usage already
+    /// counts (a view built from stored per-node usage): placement sees it (job
+    /// anti-affinity, `distinct_*`, spreads) and removing it frees its usage. Adding an
+    /// allocation the node already knows changes nothing.
+    pub fn add_counted_alloc(&mut self, alloc: &Allocation) {
+        let known = self
+            .node(&alloc.node_id)
+            .is_some_and(|nv| nv.allocs.iter().any(|e| e.alloc_id.as_ref() == Some(&alloc.id)));
+        if !known {
+            self.track_alloc(alloc, false);
+        }
+    }
+
+    fn track_alloc(&mut self, alloc: &Allocation, add_usage: bool) {
         if alloc.is_terminal() {
             return;
         }
-        let Some(&i) = self.index.get(&alloc.node_id) else {
+        let Some(i) = self.index_of(&alloc.node_id) else {
             return;
         };
-        let node = &mut self.nodes[i];
-        let usage = match (&alloc.allocated_resources, alloc.job.as_ref().and_then(|j| j.task_group(&alloc.task_group)))
-        {
-            (Some(r), _) => usage_of_allocated(r),
-            (None, Some(group)) => {
-                let ask = Ask::of_group(group);
-                Usage {
-                    cpu_mhz: node.cpu_of(&ask),
-                    memory_mb: ask.memory_mb,
-                    disk_mb: ask.disk_mb,
-                    ports: ask.static_ports.iter().map(|p| p.port).collect(),
-                    cores: BTreeSet::new(),
-                }
-            }
-            (None, None) => Usage::default(),
-        };
-        node.add_usage(&usage);
+        let node = self.node_at_mut(i);
+        let usage = alloc_usage(alloc, node);
+        if add_usage {
+            node.add_usage(&usage);
+        }
         node.allocs.push(AllocEntry {
             alloc_id: Some(alloc.id.clone()),
             namespace: alloc.namespace.clone(),
@@ -486,16 +534,36 @@ impl ClusterView {
     /// Forget an allocation (stopped, or being replaced by the plan) and free what it used.
     /// Returns whether it was known.
     pub fn remove_alloc(&mut self, node_id: &NodeId, alloc_id: &AllocId) -> bool {
-        let Some(&i) = self.index.get(node_id) else {
+        let Some(i) = self.index_of(node_id) else {
             return false;
         };
-        let node = &mut self.nodes[i];
-        let Some(pos) = node.allocs.iter().position(|a| a.alloc_id.as_ref() == Some(alloc_id)) else {
+        if !self.node_at(i).allocs.iter().any(|a| a.alloc_id.as_ref() == Some(alloc_id)) {
             return false;
-        };
+        }
+        let node = self.node_at_mut(i);
+        let pos = node.allocs.iter().position(|a| a.alloc_id.as_ref() == Some(alloc_id)).expect("checked above");
         let entry = node.allocs.remove(pos);
         node.remove_usage(&entry.usage);
         true
+    }
+}
+
+/// What an allocation takes from `node`: its `AllocatedResources`, or its job's group's ask
+/// when the record carries no resources.
+pub fn alloc_usage(alloc: &Allocation, node: &NodeView) -> Usage {
+    match (&alloc.allocated_resources, alloc.job.as_ref().and_then(|j| j.task_group(&alloc.task_group))) {
+        (Some(r), _) => usage_of_allocated(r),
+        (None, Some(group)) => {
+            let ask = Ask::of_group(group);
+            Usage {
+                cpu_mhz: node.cpu_of(&ask),
+                memory_mb: ask.memory_mb,
+                disk_mb: ask.disk_mb,
+                ports: ask.static_ports.iter().filter(|p| !p.ignore_collision).map(|p| p.port).collect(),
+                cores: BTreeSet::new(),
+            }
+        }
+        (None, None) => Usage::default(),
     }
 }
 
@@ -508,9 +576,14 @@ pub fn usage_of_allocated(r: &AllocatedResources) -> Usage {
     let mut ports = BTreeSet::new();
     let networks = r.shared.networks.iter().chain(r.tasks.values().flat_map(|t| t.networks.iter()));
     for net in networks {
-        ports.extend(net.reserved_ports.iter().chain(&net.dynamic_ports).filter_map(|p| port_u16(p.value)));
+        let held = net.reserved_ports.iter().filter(|p| !p.ignore_collision).chain(&net.dynamic_ports);
+        ports.extend(held.filter_map(|p| port_u16(p.value)));
     }
-    ports.extend(r.shared.ports.iter().filter_map(|p| port_u16(p.value)));
+    // `Ports` repeats the group network's ports; alone (a record without networks) it is
+    // all there is to go by.
+    if r.shared.networks.is_empty() {
+        ports.extend(r.shared.ports.iter().filter_map(|p| port_u16(p.value)));
+    }
     Usage {
         cpu_mhz,
         memory_mb,

@@ -26,7 +26,10 @@ mod stack;
 #[cfg(test)]
 mod tests;
 
-pub use cluster::{AllocEntry, Ask, Capacity, ClusterView, NodeView, StaticPort, Taken, Usage, usage_of_allocated};
+pub use cluster::{
+    AllocEntry, Ask, Capacity, ClusterView, Dimension, NodeView, StaticPort, Taken, Usage, alloc_usage,
+    usage_of_allocated,
+};
 pub use stack::{
     Algorithm, FILTER_DEVICES, FILTER_DISTINCT_HOSTS, FILTER_DRIVERS, FILTER_HOST_VOLUMES, GroupPlacement, GroupPlacer,
     PlaceConfig, Placement, SCORE_AFFINITY, SCORE_ANTI_AFFINITY, SCORE_BINPACK, SCORE_RESCHEDULE_PENALTY, SCORE_SPREAD,

@@ -178,7 +178,7 @@ impl<'j> GroupPlacer<'j> {
         let datacenters: &[String] = if job.datacenters.is_empty() { &star } else { &job.datacenters };
         let mut base_metric = AllocMetric { node_pool: pool.to_owned(), ..AllocMetric::default() };
         let mut candidates = Vec::new();
-        for (i, nv) in view.nodes().iter().enumerate() {
+        for (i, nv) in view.iter().enumerate() {
             let node = &nv.node;
             let node_pool = if node.node_pool.is_empty() { "default" } else { node.node_pool.as_str() };
             if pool != "all" && node_pool != pool {
@@ -306,7 +306,7 @@ impl<'j> GroupPlacer<'j> {
             penalty_nodes: BTreeSet::new(),
         };
         if !placer.distinct_properties.is_empty() || !placer.spreads.is_empty() {
-            for nv in view.nodes() {
+            for nv in view.iter() {
                 for a in &nv.allocs {
                     placer.count_alloc(nv, a);
                 }
@@ -566,7 +566,7 @@ impl<'j> GroupPlacer<'j> {
     /// Feasibility, fit and score of one node, counted in `metric`.
     fn evaluate(&mut self, view: &ClusterView, index: usize, metric: &mut AllocMetric) -> Option<Scored> {
         metric.nodes_evaluated += 1;
-        let nv = &view.nodes()[index];
+        let nv = view.node_at(index);
         if let Verdict::Filtered(reason) = self.node_verdict(nv) {
             Self::record_filter(metric, nv, reason);
             return None;
@@ -590,7 +590,7 @@ impl<'j> GroupPlacer<'j> {
             .iter()
             .take(SCORE_META_MAX)
             .map(|s| NodeScoreMeta {
-                node_id: view.nodes()[s.index].node.id.clone(),
+                node_id: view.node_at(s.index).node.id.clone(),
                 scores: s.scores.iter().map(|(k, v)| ((*k).to_owned(), *v)).collect(),
                 norm_score: s.norm,
                 ..NodeScoreMeta::default()
@@ -611,7 +611,7 @@ impl<'j> GroupPlacer<'j> {
             usage: taken.usage,
         };
         nv.allocs.push(entry);
-        let nv = &view.nodes()[index];
+        let nv = view.node_at(index);
         self.count_alloc(nv, nv.allocs.last().expect("just pushed"));
         Placement { node_id: nv.node.id.clone(), node_name: nv.node.name.clone(), resources, score: norm, metric }
     }
