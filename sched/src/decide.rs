@@ -68,14 +68,14 @@ pub fn decide_node(check: &NodeCheck<'_>) -> Result<Option<NodeUsage>, Rejection
 
 /// Every node's verdict, with `all_at_once` applied: when it is set and any node was
 /// rejected, every node is (the others with [`Rejection::AllAtOnce`]).
-pub fn decide_plan<'n>(
+pub fn decide_plan(
     all_at_once: bool,
-    verdicts: BTreeMap<&'n NodeId, Result<Option<NodeUsage>, Rejection>>,
-) -> BTreeMap<&'n NodeId, Result<Option<NodeUsage>, Rejection>> {
+    verdicts: BTreeMap<&NodeId, Result<Option<NodeUsage>, Rejection>>,
+) -> BTreeMap<&NodeId, Result<Option<NodeUsage>, Rejection>> {
     if !all_at_once || verdicts.values().all(Result::is_ok) {
         return verdicts;
     }
-    verdicts.into_iter().map(|(id, v)| (id, v.and_then(|_| Err(Rejection::AllAtOnce)))).collect()
+    verdicts.into_iter().map(|(id, v)| (id, v.and(Err(Rejection::AllAtOnce)))).collect()
 }
 
 #[cfg(test)]

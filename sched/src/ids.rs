@@ -17,21 +17,26 @@ impl IdGen {
         Self { rng: SplitMix64::new(seed ^ fnv1a(eval_id.as_bytes()).rotate_left(17)) }
     }
 
-    /// The next ID: 128 bits as `xxxxxxxx-xxxx-4xxx-yxxx-xxxxxxxxxxxx`.
+    /// The next ID.
     pub fn next_id(&mut self) -> String {
         let hi = self.rng.next_u64();
         let lo = self.rng.next_u64();
-        let hi = (hi & !0xf000) | 0x4000; // version 4
-        let lo = (lo & !(0xc000 << 48)) | (0x8000 << 48); // variant 10
-        format!(
-            "{:08x}-{:04x}-{:04x}-{:04x}-{:012x}",
-            hi >> 32,
-            (hi >> 16) & 0xffff,
-            hi & 0xffff,
-            lo >> 48,
-            lo & 0xffff_ffff_ffff
-        )
+        format_uuid(hi, lo)
     }
+}
+
+/// 128 random bits as a version-4 UUID: `xxxxxxxx-xxxx-4xxx-yxxx-xxxxxxxxxxxx`.
+pub fn format_uuid(hi: u64, lo: u64) -> String {
+    let hi = (hi & !0xf000) | 0x4000; // version 4
+    let lo = (lo & !(0xc000 << 48)) | (0x8000 << 48); // variant 10
+    format!(
+        "{:08x}-{:04x}-{:04x}-{:04x}-{:012x}",
+        hi >> 32,
+        (hi >> 16) & 0xffff,
+        hi & 0xffff,
+        lo >> 48,
+        lo & 0xffff_ffff_ffff
+    )
 }
 
 /// 64-bit FNV-1a: a stable hash for deriving seeds (never for security).

@@ -418,17 +418,74 @@ impl Fnv {
     }
 }
 
+/// Nodes shared between cluster views: sorted by node ID, indexed, behind `Arc`s, so a view
+/// over them costs nothing to make. A worker keeps one and updates the nodes that change.
+#[derive(Debug, Clone, Default)]
+pub struct NodeSet {
+    nodes: Arc<Vec<Arc<NodeView>>>,
+    index: Arc<BTreeMap<NodeId, usize>>,
+}
+
+impl NodeSet {
+    /// The set of `views`, sorted by node ID; of two views of one node the first is kept.
+    pub fn new(views: impl IntoIterator<Item = Arc<NodeView>>) -> Self {
+        let mut nodes: Vec<Arc<NodeView>> = views.into_iter().collect();
+        nodes.sort_by(|a, b| a.node.id.cmp(&b.node.id));
+        nodes.dedup_by(|a, b| a.node.id == b.node.id);
+        let index = nodes.iter().enumerate().map(|(i, n)| (n.node.id.clone(), i)).collect();
+        Self { nodes: Arc::new(nodes), index: Arc::new(index) }
+    }
+
+    pub fn len(&self) -> usize {
+        self.nodes.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.nodes.is_empty()
+    }
+
+    pub fn get(&self, id: &NodeId) -> Option<&Arc<NodeView>> {
+        self.index.get(id).map(|&i| &self.nodes[i])
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = &Arc<NodeView>> {
+        self.nodes.iter()
+    }
+
+    /// Replaces or adds the views in `changed` and removes the nodes in `removed`. Replacing
+    /// known nodes costs one slot each; adding or removing rebuilds the order and index.
+    pub fn update(&mut self, changed: Vec<Arc<NodeView>>, removed: &BTreeSet<NodeId>) {
+        let reshapes = !removed.is_empty() || changed.iter().any(|v| !self.index.contains_key(&v.node.id));
+        if reshapes {
+            let mut by_id: BTreeMap<NodeId, Arc<NodeView>> =
+                self.nodes.iter().map(|n| (n.node.id.clone(), n.clone())).collect();
+            for id in removed {
+                by_id.remove(id);
+            }
+            for v in changed {
+                by_id.insert(v.node.id.clone(), v);
+            }
+            *self = Self::new(by_id.into_values());
+            return;
+        }
+        let nodes = Arc::make_mut(&mut self.nodes);
+        for v in changed {
+            let i = self.index[&v.node.id];
+            nodes[i] = v;
+        }
+    }
+}
+
 /// The nodes of a snapshot, ordered by node ID so the result does not depend on the order the
 /// snapshot listed them in.
 ///
-/// Cheap to fork: the nodes are shared (`Arc`) between clones, and a clone that changes a
-/// node (a placement taking resources, an allocation added) copies that node alone into its
-/// own overlay. A worker keeps one view of the whole cluster and forks it per evaluation at
-/// the cost of the nodes the evaluation touches.
+/// Cheap to fork: the nodes are shared ([`NodeSet`]) between clones, and a clone that
+/// changes a node (a placement taking resources, an allocation added) copies that node
+/// alone into its own overlay. A worker keeps one set of the whole cluster and makes a view
+/// per evaluation at the cost of the nodes the evaluation touches.
 #[derive(Debug, Clone, Default)]
 pub struct ClusterView {
-    base: Arc<Vec<Arc<NodeView>>>,
-    index: Arc<BTreeMap<NodeId, usize>>,
+    set: NodeSet,
     /// Nodes this view changed, by position.
     overlay: BTreeMap<usize, NodeView>,
 }
@@ -440,49 +497,43 @@ impl ClusterView {
 
     /// A view of nodes whose views (capacity, usage) the caller built.
     pub fn from_views(views: impl IntoIterator<Item = NodeView>) -> Self {
-        let mut nodes: Vec<Arc<NodeView>> = views.into_iter().map(Arc::new).collect();
-        nodes.sort_by(|a, b| a.node.id.cmp(&b.node.id));
-        nodes.dedup_by(|a, b| a.node.id == b.node.id);
-        Self::from_shared(Arc::new(nodes))
+        Self::of(NodeSet::new(views.into_iter().map(Arc::new)))
     }
 
-    /// A view over shared node views, which must be sorted by node ID without duplicates
-    /// (checked).
-    pub fn from_shared(nodes: Arc<Vec<Arc<NodeView>>>) -> Self {
-        assert!(nodes.windows(2).all(|w| w[0].node.id < w[1].node.id), "node views sorted by ID, no duplicates");
-        let index = nodes.iter().enumerate().map(|(i, n)| (n.node.id.clone(), i)).collect();
-        Self { base: nodes, index: Arc::new(index), overlay: BTreeMap::new() }
+    /// A view over a shared set, unchanged so far.
+    pub fn of(set: NodeSet) -> Self {
+        Self { set, overlay: BTreeMap::new() }
     }
 
     pub fn len(&self) -> usize {
-        self.base.len()
+        self.set.len()
     }
 
     pub fn is_empty(&self) -> bool {
-        self.base.is_empty()
+        self.set.is_empty()
     }
 
     /// The node at a position (0..len, in node ID order).
     pub fn node_at(&self, i: usize) -> &NodeView {
-        self.overlay.get(&i).unwrap_or(&self.base[i])
+        self.overlay.get(&i).unwrap_or(&self.set.nodes[i])
     }
 
     /// Every node, in node ID order.
     pub fn iter(&self) -> impl Iterator<Item = &NodeView> {
-        (0..self.base.len()).map(|i| self.node_at(i))
+        (0..self.set.len()).map(|i| self.node_at(i))
     }
 
     pub fn node(&self, id: &NodeId) -> Option<&NodeView> {
-        self.index.get(id).map(|&i| self.node_at(i))
+        self.index_of(id).map(|i| self.node_at(i))
     }
 
     pub(crate) fn node_at_mut(&mut self, i: usize) -> &mut NodeView {
-        let base = &self.base;
-        self.overlay.entry(i).or_insert_with(|| NodeView::clone(&base[i]))
+        let nodes = &self.set.nodes;
+        self.overlay.entry(i).or_insert_with(|| NodeView::clone(&nodes[i]))
     }
 
     pub(crate) fn index_of(&self, id: &NodeId) -> Option<usize> {
-        self.index.get(id).copied()
+        self.set.index.get(id).copied()
     }
 
     /// The nodes this view changed since it was built or forked from shared views.

@@ -27,7 +27,7 @@ mod stack;
 mod tests;
 
 pub use cluster::{
-    AllocEntry, Ask, Capacity, ClusterView, Dimension, NodeView, StaticPort, Taken, Usage, alloc_usage,
+    AllocEntry, Ask, Capacity, ClusterView, Dimension, NodeSet, NodeView, StaticPort, Taken, Usage, alloc_usage,
     usage_of_allocated,
 };
 pub use stack::{
