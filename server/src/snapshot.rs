@@ -198,13 +198,15 @@ pub async fn read_job_state(store: &Store, tx: &Transaction, namespace: &str, jo
         // Older versions, for the in-place or destructive decision; one read per version.
         let mut versions: BTreeMap<u64, Option<Box<Job>>> = BTreeMap::new();
         for alloc in allocs.iter_mut().filter(|a| a.job_version != job.version && !a.is_terminal()) {
-            if !versions.contains_key(&alloc.job_version) {
-                let old =
-                    records::get_job_version(&store.ks, tx, namespace, job_id, alloc.job_version, ReadMode::Snapshot)
-                        .await?;
-                versions.insert(alloc.job_version, old.map(Box::new));
-            }
-            alloc.job = versions[&alloc.job_version].clone();
+            let old = match versions.get(&alloc.job_version) {
+                Some(old) => old.clone(),
+                None => {
+                    let v = alloc.job_version;
+                    let old = records::get_job_version(&store.ks, tx, namespace, job_id, v, ReadMode::Snapshot).await?;
+                    versions.entry(v).or_insert(old.map(Box::new)).clone()
+                }
+            };
+            alloc.job = old;
         }
     }
     Ok(JobState { version, job, allocs, deployment })

@@ -1,4 +1,4 @@
-//! `stead-bench`: throughput and latency of the embedded store with durable commits.
+//! `stead-bench store`: throughput and latency of the embedded store with durable commits.
 //!
 //! Usage: `stead-bench store [--duration-secs N] [--warmup-ms M] [--data-dir DIR]
 //! [--keys K] [--seed S]`
@@ -18,19 +18,8 @@
 //! Human-readable lines go to stderr; the last line of stdout is one JSON object with the
 //! figures (`*_cps`: commits per second; `raw_cps`: records per second).
 
-#![cfg_attr(madsim, allow(dead_code, unused_imports))]
+pub use real::main;
 
-#[cfg(madsim)]
-fn main() {
-    eprintln!("stead-bench does not run under madsim");
-}
-
-#[cfg(not(madsim))]
-fn main() {
-    real::main()
-}
-
-#[cfg(not(madsim))]
 mod real {
     use std::collections::{BTreeMap, HashMap};
     use std::path::{Path, PathBuf};
