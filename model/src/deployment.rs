@@ -35,23 +35,38 @@ impl DeploymentStatus {
 #[serde(default, rename_all = "PascalCase")]
 pub struct Deployment {
     #[serde(rename = "ID")]
+    #[serde(skip_serializing_if = "crate::stored::is_default")]
     pub id: DeploymentId,
+    #[serde(skip_serializing_if = "crate::stored::is_default")]
     pub namespace: String,
     #[serde(rename = "JobID")]
+    #[serde(skip_serializing_if = "crate::stored::is_default")]
     pub job_id: JobId,
+    #[serde(skip_serializing_if = "crate::stored::is_default")]
     pub job_version: u64,
+    #[serde(skip_serializing_if = "crate::stored::is_default")]
     pub job_modify_index: u64,
+    #[serde(skip_serializing_if = "crate::stored::is_default")]
     pub job_spec_modify_index: u64,
+    #[serde(skip_serializing_if = "crate::stored::is_default")]
     pub job_create_index: u64,
+    #[serde(skip_serializing_if = "crate::stored::is_default")]
     pub is_multiregion: bool,
     /// Keyed by task group name.
+    #[serde(skip_serializing_if = "crate::stored::is_default")]
     pub task_groups: BTreeMap<String, DeploymentState>,
+    #[serde(skip_serializing_if = "crate::stored::is_default")]
     pub status: DeploymentStatus,
+    #[serde(skip_serializing_if = "crate::stored::is_default")]
     pub status_description: String,
+    #[serde(skip_serializing_if = "crate::stored::is_default")]
     pub create_index: u64,
+    #[serde(skip_serializing_if = "crate::stored::is_default")]
     pub modify_index: u64,
     /// Unix nanoseconds.
+    #[serde(skip_serializing_if = "crate::stored::is_default")]
     pub create_time: i64,
+    #[serde(skip_serializing_if = "crate::stored::is_default")]
     pub modify_time: i64,
     #[serde(flatten)]
     pub extra: Extra,
@@ -61,17 +76,28 @@ pub struct Deployment {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(default, rename_all = "PascalCase")]
 pub struct DeploymentState {
+    #[serde(skip_serializing_if = "crate::stored::is_default")]
     pub auto_revert: bool,
+    #[serde(skip_serializing_if = "crate::stored::is_default")]
     pub auto_promote: bool,
+    #[serde(skip_serializing_if = "crate::stored::is_default")]
     pub progress_deadline: Nanos,
     /// RFC 3339.
+    #[serde(skip_serializing_if = "crate::stored::is_default")]
     pub require_progress_by: String,
+    #[serde(skip_serializing_if = "crate::stored::is_default")]
     pub promoted: bool,
+    #[serde(skip_serializing_if = "crate::stored::is_default")]
     pub placed_canaries: Vec<AllocId>,
+    #[serde(skip_serializing_if = "crate::stored::is_default")]
     pub desired_canaries: i32,
+    #[serde(skip_serializing_if = "crate::stored::is_default")]
     pub desired_total: i32,
+    #[serde(skip_serializing_if = "crate::stored::is_default")]
     pub placed_allocs: i32,
+    #[serde(skip_serializing_if = "crate::stored::is_default")]
     pub healthy_allocs: i32,
+    #[serde(skip_serializing_if = "crate::stored::is_default")]
     pub unhealthy_allocs: i32,
     #[serde(flatten)]
     pub extra: Extra,

@@ -35,6 +35,7 @@ pub mod placement;
 pub mod policy;
 pub mod resources;
 pub mod service;
+pub mod stored;
 pub mod task;
 pub mod time;
 pub mod validate;

@@ -17,13 +17,19 @@ string_enum!(
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(default, rename_all = "PascalCase")]
 pub struct PeriodicConfig {
+    #[serde(skip_serializing_if = "crate::stored::is_default")]
     pub enabled: Option<bool>,
     /// Legacy single expression (`cron`), kept alongside `Specs`.
+    #[serde(skip_serializing_if = "crate::stored::is_default")]
     pub spec: String,
+    #[serde(skip_serializing_if = "crate::stored::is_default")]
     pub specs: Vec<String>,
     /// Only `cron`.
+    #[serde(skip_serializing_if = "crate::stored::is_default")]
     pub spec_type: String,
+    #[serde(skip_serializing_if = "crate::stored::is_default")]
     pub prohibit_overlap: Option<bool>,
+    #[serde(skip_serializing_if = "crate::stored::is_default")]
     pub time_zone: String,
     #[serde(flatten)]
     pub extra: Extra,
@@ -40,8 +46,11 @@ impl PeriodicConfig {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(default, rename_all = "PascalCase")]
 pub struct ParameterizedJobConfig {
+    #[serde(skip_serializing_if = "crate::stored::is_default")]
     pub payload: Option<PayloadRequirement>,
+    #[serde(skip_serializing_if = "crate::stored::is_default")]
     pub meta_required: Vec<String>,
+    #[serde(skip_serializing_if = "crate::stored::is_default")]
     pub meta_optional: Vec<String>,
     #[serde(flatten)]
     pub extra: Extra,

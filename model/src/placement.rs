@@ -50,10 +50,13 @@ pub const AFFINITY_OPERANDS: &[&str] = &[
 #[serde(default)]
 pub struct Constraint {
     #[serde(rename = "LTarget")]
+    #[serde(skip_serializing_if = "crate::stored::is_default")]
     pub l_target: String,
     #[serde(rename = "RTarget")]
+    #[serde(skip_serializing_if = "crate::stored::is_default")]
     pub r_target: String,
     #[serde(rename = "Operand")]
+    #[serde(skip_serializing_if = "crate::stored::is_default")]
     pub operand: String,
     #[serde(flatten)]
     pub extra: Extra,
@@ -63,13 +66,17 @@ pub struct Constraint {
 #[serde(default)]
 pub struct Affinity {
     #[serde(rename = "LTarget")]
+    #[serde(skip_serializing_if = "crate::stored::is_default")]
     pub l_target: String,
     #[serde(rename = "RTarget")]
+    #[serde(skip_serializing_if = "crate::stored::is_default")]
     pub r_target: String,
     #[serde(rename = "Operand")]
+    #[serde(skip_serializing_if = "crate::stored::is_default")]
     pub operand: String,
     /// −100..=100, not 0; canonicalized to 50.
     #[serde(rename = "Weight")]
+    #[serde(skip_serializing_if = "crate::stored::is_default")]
     pub weight: Option<i32>,
     #[serde(flatten)]
     pub extra: Extra,
@@ -78,9 +85,12 @@ pub struct Affinity {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(default, rename_all = "PascalCase")]
 pub struct Spread {
+    #[serde(skip_serializing_if = "crate::stored::is_default")]
     pub attribute: String,
     /// 0..=100; canonicalized to 50 as Nomad's API does.
+    #[serde(skip_serializing_if = "crate::stored::is_default")]
     pub weight: Option<i32>,
+    #[serde(skip_serializing_if = "crate::stored::is_default")]
     pub spread_target: Vec<SpreadTarget>,
     #[serde(flatten)]
     pub extra: Extra,
@@ -89,7 +99,9 @@ pub struct Spread {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(default, rename_all = "PascalCase")]
 pub struct SpreadTarget {
+    #[serde(skip_serializing_if = "crate::stored::is_default")]
     pub value: String,
+    #[serde(skip_serializing_if = "crate::stored::is_default")]
     pub percent: i32,
     #[serde(flatten)]
     pub extra: Extra,

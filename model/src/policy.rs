@@ -37,14 +37,23 @@ string_enum!(
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(default, rename_all = "PascalCase")]
 pub struct UpdateStrategy {
+    #[serde(skip_serializing_if = "crate::stored::is_default")]
     pub stagger: Option<Nanos>,
+    #[serde(skip_serializing_if = "crate::stored::is_default")]
     pub max_parallel: Option<i32>,
+    #[serde(skip_serializing_if = "crate::stored::is_default")]
     pub health_check: Option<HealthCheckMode>,
+    #[serde(skip_serializing_if = "crate::stored::is_default")]
     pub min_healthy_time: Option<Nanos>,
+    #[serde(skip_serializing_if = "crate::stored::is_default")]
     pub healthy_deadline: Option<Nanos>,
+    #[serde(skip_serializing_if = "crate::stored::is_default")]
     pub progress_deadline: Option<Nanos>,
+    #[serde(skip_serializing_if = "crate::stored::is_default")]
     pub canary: Option<i32>,
+    #[serde(skip_serializing_if = "crate::stored::is_default")]
     pub auto_revert: Option<bool>,
+    #[serde(skip_serializing_if = "crate::stored::is_default")]
     pub auto_promote: Option<bool>,
     #[serde(flatten)]
     pub extra: Extra,
@@ -54,9 +63,13 @@ pub struct UpdateStrategy {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(default, rename_all = "PascalCase")]
 pub struct MigrateStrategy {
+    #[serde(skip_serializing_if = "crate::stored::is_default")]
     pub max_parallel: Option<i32>,
+    #[serde(skip_serializing_if = "crate::stored::is_default")]
     pub health_check: Option<HealthCheckMode>,
+    #[serde(skip_serializing_if = "crate::stored::is_default")]
     pub min_healthy_time: Option<Nanos>,
+    #[serde(skip_serializing_if = "crate::stored::is_default")]
     pub healthy_deadline: Option<Nanos>,
     #[serde(flatten)]
     pub extra: Extra,
@@ -66,10 +79,15 @@ pub struct MigrateStrategy {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(default, rename_all = "PascalCase")]
 pub struct RestartPolicy {
+    #[serde(skip_serializing_if = "crate::stored::is_default")]
     pub attempts: Option<i32>,
+    #[serde(skip_serializing_if = "crate::stored::is_default")]
     pub interval: Option<Nanos>,
+    #[serde(skip_serializing_if = "crate::stored::is_default")]
     pub delay: Option<Nanos>,
+    #[serde(skip_serializing_if = "crate::stored::is_default")]
     pub mode: Option<RestartMode>,
+    #[serde(skip_serializing_if = "crate::stored::is_default")]
     pub render_templates: Option<bool>,
     #[serde(flatten)]
     pub extra: Extra,
@@ -79,11 +97,17 @@ pub struct RestartPolicy {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(default, rename_all = "PascalCase")]
 pub struct ReschedulePolicy {
+    #[serde(skip_serializing_if = "crate::stored::is_default")]
     pub attempts: Option<i32>,
+    #[serde(skip_serializing_if = "crate::stored::is_default")]
     pub interval: Option<Nanos>,
+    #[serde(skip_serializing_if = "crate::stored::is_default")]
     pub delay: Option<Nanos>,
+    #[serde(skip_serializing_if = "crate::stored::is_default")]
     pub delay_function: Option<DelayFunction>,
+    #[serde(skip_serializing_if = "crate::stored::is_default")]
     pub max_delay: Option<Nanos>,
+    #[serde(skip_serializing_if = "crate::stored::is_default")]
     pub unlimited: Option<bool>,
     #[serde(flatten)]
     pub extra: Extra,
@@ -93,10 +117,14 @@ pub struct ReschedulePolicy {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(default, rename_all = "PascalCase")]
 pub struct DisconnectStrategy {
+    #[serde(skip_serializing_if = "crate::stored::is_default")]
     pub lost_after: Option<Nanos>,
+    #[serde(skip_serializing_if = "crate::stored::is_default")]
     pub replace: Option<bool>,
+    #[serde(skip_serializing_if = "crate::stored::is_default")]
     pub stop_on_client_after: Option<Nanos>,
     /// `keep_original` | `keep_replacement` | `best_score` | `longest_running`.
+    #[serde(skip_serializing_if = "crate::stored::is_default")]
     pub reconcile: Option<String>,
     #[serde(flatten)]
     pub extra: Extra,

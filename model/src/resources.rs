@@ -10,19 +10,28 @@ use super::placement::{Affinity, Constraint};
 #[serde(default, rename_all = "PascalCase")]
 pub struct Resources {
     #[serde(rename = "CPU")]
+    #[serde(skip_serializing_if = "crate::stored::is_default")]
     pub cpu: Option<i32>,
+    #[serde(skip_serializing_if = "crate::stored::is_default")]
     pub cores: Option<i32>,
     #[serde(rename = "MemoryMB")]
+    #[serde(skip_serializing_if = "crate::stored::is_default")]
     pub memory_mb: Option<i32>,
     #[serde(rename = "MemoryMaxMB")]
+    #[serde(skip_serializing_if = "crate::stored::is_default")]
     pub memory_max_mb: Option<i32>,
     #[serde(rename = "DiskMB")]
+    #[serde(skip_serializing_if = "crate::stored::is_default")]
     pub disk_mb: Option<i32>,
+    #[serde(skip_serializing_if = "crate::stored::is_default")]
     pub networks: Vec<NetworkResource>,
+    #[serde(skip_serializing_if = "crate::stored::is_default")]
     pub devices: Vec<RequestedDevice>,
     #[serde(rename = "NUMA")]
+    #[serde(skip_serializing_if = "crate::stored::is_default")]
     pub numa: Option<serde_json::Value>,
     #[serde(rename = "SecretsMB")]
+    #[serde(skip_serializing_if = "crate::stored::is_default")]
     pub secrets_mb: Option<i32>,
     #[serde(flatten)]
     pub extra: Extra,
@@ -33,20 +42,30 @@ pub struct Resources {
 #[serde(default, rename_all = "PascalCase")]
 pub struct NetworkResource {
     /// `host` (default), `bridge`, `none`, `cni/<name>`.
+    #[serde(skip_serializing_if = "crate::stored::is_default")]
     pub mode: String,
+    #[serde(skip_serializing_if = "crate::stored::is_default")]
     pub device: String,
     #[serde(rename = "CIDR")]
+    #[serde(skip_serializing_if = "crate::stored::is_default")]
     pub cidr: String,
     #[serde(rename = "IP")]
+    #[serde(skip_serializing_if = "crate::stored::is_default")]
     pub ip: String,
+    #[serde(skip_serializing_if = "crate::stored::is_default")]
     pub hostname: String,
     #[serde(rename = "MBits")]
+    #[serde(skip_serializing_if = "crate::stored::is_default")]
     pub mbits: Option<i32>,
     #[serde(rename = "DNS")]
+    #[serde(skip_serializing_if = "crate::stored::is_default")]
     pub dns: Option<DnsConfig>,
+    #[serde(skip_serializing_if = "crate::stored::is_default")]
     pub reserved_ports: Vec<Port>,
+    #[serde(skip_serializing_if = "crate::stored::is_default")]
     pub dynamic_ports: Vec<Port>,
     #[serde(rename = "CNI")]
+    #[serde(skip_serializing_if = "crate::stored::is_default")]
     pub cni: Option<serde_json::Value>,
     #[serde(flatten)]
     pub extra: Extra,
@@ -56,12 +75,17 @@ pub struct NetworkResource {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(default, rename_all = "PascalCase")]
 pub struct Port {
+    #[serde(skip_serializing_if = "crate::stored::is_default")]
     pub label: String,
     /// The host port: static for reserved ports, assigned by the scheduler for dynamic ones.
+    #[serde(skip_serializing_if = "crate::stored::is_default")]
     pub value: i32,
     /// Port inside the network namespace; 0 = same as `Value`, -1 = same as the host port.
+    #[serde(skip_serializing_if = "crate::stored::is_default")]
     pub to: i32,
+    #[serde(skip_serializing_if = "crate::stored::is_default")]
     pub host_network: String,
+    #[serde(skip_serializing_if = "crate::stored::is_default")]
     pub ignore_collision: bool,
     #[serde(flatten)]
     pub extra: Extra,
@@ -70,8 +94,11 @@ pub struct Port {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(default, rename_all = "PascalCase")]
 pub struct DnsConfig {
+    #[serde(skip_serializing_if = "crate::stored::is_default")]
     pub servers: Vec<String>,
+    #[serde(skip_serializing_if = "crate::stored::is_default")]
     pub searches: Vec<String>,
+    #[serde(skip_serializing_if = "crate::stored::is_default")]
     pub options: Vec<String>,
     #[serde(flatten)]
     pub extra: Extra,
@@ -81,9 +108,13 @@ pub struct DnsConfig {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(default, rename_all = "PascalCase")]
 pub struct RequestedDevice {
+    #[serde(skip_serializing_if = "crate::stored::is_default")]
     pub name: String,
+    #[serde(skip_serializing_if = "crate::stored::is_default")]
     pub count: Option<u64>,
+    #[serde(skip_serializing_if = "crate::stored::is_default")]
     pub constraints: Vec<Constraint>,
+    #[serde(skip_serializing_if = "crate::stored::is_default")]
     pub affinities: Vec<Affinity>,
     #[serde(flatten)]
     pub extra: Extra,

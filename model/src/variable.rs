@@ -10,15 +10,23 @@ pub const VARIABLE_ITEMS_SIZE_MAX: usize = 64 * 1024;
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(default, rename_all = "PascalCase")]
 pub struct Variable {
+    #[serde(skip_serializing_if = "crate::stored::is_default")]
     pub namespace: String,
+    #[serde(skip_serializing_if = "crate::stored::is_default")]
     pub path: String,
+    #[serde(skip_serializing_if = "crate::stored::is_default")]
     pub create_index: u64,
+    #[serde(skip_serializing_if = "crate::stored::is_default")]
     pub modify_index: u64,
     /// Unix nanoseconds.
+    #[serde(skip_serializing_if = "crate::stored::is_default")]
     pub create_time: i64,
+    #[serde(skip_serializing_if = "crate::stored::is_default")]
     pub modify_time: i64,
     /// Empty in metadata listings.
+    #[serde(skip_serializing_if = "crate::stored::is_default")]
     pub items: StringMap,
+    #[serde(skip_serializing_if = "crate::stored::is_default")]
     pub lock: Option<serde_json::Value>,
     #[serde(flatten)]
     pub extra: Extra,

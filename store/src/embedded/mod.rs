@@ -32,7 +32,7 @@ use commit::{
     BATCH_TRANSACTIONS_MAX, CommitRequest, Committer, DURABLE_BATCHES_MAX, DurableWriter, Failure, Resolved,
     VersionClock,
 };
-use durable::{Changes, Durable, MemDurable};
+use durable::{Changes, Durable, VolatileDurable};
 use mvcc::{Index, TrimQueue};
 use resolver::Resolver;
 
@@ -46,7 +46,7 @@ pub struct EmbeddedOptions {
 /// Opens the embedded engine: durable under `data_dir`, or in memory.
 pub fn open(options: &EmbeddedOptions) -> Result<Database, OpenError> {
     match &options.data_dir {
-        None => open_with(Box::new(MemDurable::new())),
+        None => open_with(Box::new(VolatileDurable)),
         #[cfg(not(madsim))]
         Some(path) => {
             let durable = durable::open_fjall(path)?;
@@ -63,9 +63,11 @@ pub fn open(options: &EmbeddedOptions) -> Result<Database, OpenError> {
     }
 }
 
-/// An in-memory store, for tests and `agent -dev` without a data directory.
+/// An in-memory store, for tests and `agent -dev` without a data directory: the data lives
+/// in the engine's index only (`VolatileDurable`). The simulation, which restarts engines
+/// over the same data, passes a shared `MemDurable` to `open_with` instead.
 pub fn open_in_memory() -> Database {
-    open_with(Box::new(MemDurable::new())).expect("an empty in-memory store always opens")
+    open_with(Box::new(VolatileDurable)).expect("an empty in-memory store always opens")
 }
 
 /// Opens the engine over any durable layer (the simulation passes a shared `MemDurable`

@@ -20,7 +20,9 @@ pub const FORMAT_MSGPACK_NAMED: u8 = 1;
 pub fn encode<T: Serialize + ?Sized>(value: &T) -> Result<Vec<u8>, String> {
     let mut out = Vec::with_capacity(256);
     out.push(FORMAT_MSGPACK_NAMED);
-    rmp_serde::encode::write_named(&mut out, value).map_err(|e| e.to_string())?;
+    // Fields at their default are left out (`stead_model::stored`): they decode back.
+    stead_model::stored::encoding_for_storage(|| rmp_serde::encode::write_named(&mut out, value))
+        .map_err(|e| e.to_string())?;
     Ok(out)
 }
 

@@ -110,7 +110,8 @@ fn parse_args() -> Result<Args, String> {
             _ => return Err(format!("unknown option {name}")),
         }
     }
-    for (what, v) in [("--nodes", args.nodes), ("--jobs", args.jobs), ("--count", args.count), ("--workers", args.workers)]
+    for (what, v) in
+        [("--nodes", args.nodes), ("--jobs", args.jobs), ("--count", args.count), ("--workers", args.workers)]
     {
         if v == 0 {
             return Err(format!("{what} must be given and above 0"));
@@ -172,7 +173,12 @@ fn open_store(args: &Args, name: &str) -> Opened {
 }
 
 fn bench_node(i: usize) -> Node {
-    let mut node = fixtures::node(&format!("{:08x}-0000-4000-8000-{:012x}", i * 2_654_435_761 % (1 << 32), i), "dc1", 20_000, 32_768);
+    let mut node = fixtures::node(
+        &format!("{:08x}-0000-4000-8000-{:012x}", i * 2_654_435_761 % (1 << 32), i),
+        "dc1",
+        20_000,
+        32_768,
+    );
     if let Some(r) = node.node_resources.as_mut() {
         r.cpu.total_cpu_cores = 8;
     }
@@ -279,7 +285,8 @@ async fn run(args: &Args) -> serde_json::Map<String, serde_json::Value> {
                     last_placement = Instant::now();
                     last_progress = last_placement;
                 }
-                *outcomes.entry(format!("{:?}", r.outcome).split('(').next().unwrap_or("").to_owned()).or_default() += 1;
+                *outcomes.entry(format!("{:?}", r.outcome).split('(').next().unwrap_or("").to_owned()).or_default() +=
+                    1;
                 if let EvalOutcome::Error(e) = &r.outcome {
                     eprintln!("evaluation {} failed: {e}", r.eval_id);
                 }
@@ -305,7 +312,8 @@ async fn run(args: &Args) -> serde_json::Map<String, serde_json::Value> {
     if counted != total as u64 {
         die(format!("usage records count {counted} allocations, {total} were placed"));
     }
-    let over = usage.iter().filter(|u| u.used.cpu_mhz > u.capacity.cpu_mhz || u.used.memory_mb > u.capacity.memory_mb).count();
+    let over =
+        usage.iter().filter(|u| u.used.cpu_mhz > u.capacity.cpu_mhz || u.used.memory_mb > u.capacity.memory_mb).count();
     if over > 0 {
         die(format!("{over} nodes over-committed"));
     }
