@@ -8,6 +8,10 @@ mod cli;
 
 use std::process::ExitCode;
 
+#[cfg(not(madsim))]
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[tokio::main]
 async fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();

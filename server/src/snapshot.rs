@@ -37,8 +37,6 @@ pub struct ClusterCache {
     /// The store version the views reflect; `None` before the first load.
     version: Option<Version>,
     nodes: NodeSet,
-    /// Records by node, kept to rebuild a view when only one half changes.
-    records: BTreeMap<NodeId, (Arc<Node>, Option<NodeUsage>)>,
 }
 
 impl ClusterCache {
@@ -98,23 +96,24 @@ impl ClusterCache {
         let mut changed_views = Vec::new();
         let mut removed = BTreeSet::new();
         for id in node_changed.union(&usage_changed) {
-            let node = if node_changed.contains(id) {
-                store.ks.get::<Node>(tx, &record_keys::node(id.as_str()), ReadMode::Snapshot).await?.map(Arc::new)
-            } else {
-                self.records.get(id).map(|(n, _)| n.clone())
-            };
-            let usage = if usage_changed.contains(id) || node_changed.contains(id) {
-                usage::get_usage(store, tx, id.as_str(), ReadMode::Snapshot).await?
-            } else {
-                self.records.get(id).and_then(|(_, u)| u.clone())
-            };
-            match node {
-                Some(node) => {
-                    changed_views.push(Arc::new(view_of(&node, usage.as_ref())));
-                    self.records.insert(id.clone(), (node, usage));
+            let usage = usage::get_usage(store, tx, id.as_str(), ReadMode::Snapshot).await?;
+            let known = self.nodes.get(id);
+            let view = match (node_changed.contains(id), known) {
+                // Only the usage changed: the node's view stays, with the new usage.
+                (false, Some(known)) => {
+                    let mut view = NodeView::clone(known);
+                    view.usage = usage.map(|u| u.used).unwrap_or_default();
+                    Some(view)
                 }
+                _ => store
+                    .ks
+                    .get::<Node>(tx, &record_keys::node(id.as_str()), ReadMode::Snapshot)
+                    .await?
+                    .map(|node| view_of(&Arc::new(node), usage.as_ref())),
+            };
+            match view {
+                Some(view) => changed_views.push(Arc::new(view)),
                 None => {
-                    self.records.remove(id);
                     removed.insert(id.clone());
                 }
             }
@@ -130,7 +129,7 @@ impl ClusterCache {
     async fn load(&mut self, store: &Store) -> Result<()> {
         let first = store.db.create_transaction()?;
         let start = first.get_read_version().await?;
-        let mut records: BTreeMap<NodeId, (Arc<Node>, Option<NodeUsage>)> = BTreeMap::new();
+        let mut views = Vec::new();
         let mut next = None;
         loop {
             let tx = store.db.create_transaction()?;
@@ -138,15 +137,14 @@ impl ClusterCache {
             let nodes = store.ks.list::<Node>(&tx, &Tuple::empty(), &page).await?;
             for node in nodes.items {
                 let usage = usage::get_usage(store, &tx, node.id.as_str(), ReadMode::Snapshot).await?;
-                records.insert(node.id.clone(), (Arc::new(node), usage));
+                views.push(Arc::new(view_of(&Arc::new(node), usage.as_ref())));
             }
             next = nodes.next;
             if next.is_none() {
                 break;
             }
         }
-        self.nodes = NodeSet::new(records.iter().map(|(_, (n, u))| Arc::new(view_of(n, u.as_ref()))));
-        self.records = records;
+        self.nodes = NodeSet::new(views);
         // Changes committed after `start` are in the logs: the catch-up re-reads them.
         self.version = Some(start);
         Ok(())

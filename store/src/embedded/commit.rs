@@ -84,7 +84,8 @@ impl Failure {
 /// that wait for them to be durable.
 pub(crate) struct Resolved {
     version: Version,
-    changes: Changes,
+    /// Every write in order (a key may appear more than once; the last one counts).
+    changes: Vec<(Bytes, Option<Bytes>)>,
     acks: Vec<(oneshot::Sender<Result<CommitInfo>>, CommitInfo)>,
 }
 
@@ -113,8 +114,7 @@ impl Committer {
         let horizon = self.published.version() - WINDOW_VERSIONS - TRIM_MARGIN_VERSIONS;
         let index = self.published.index.clone();
         index.raise_horizon(horizon);
-        let mut writer =
-            BatchWriter { index: &index, version, horizon, changes: Changes::new(), trims: &mut self.trims };
+        let mut writer = BatchWriter { index: &index, version, horizon, changes: Vec::new(), trims: &mut self.trims };
         let mut current = BatchInProgress::default();
         let mut acks = Vec::with_capacity(batch.len());
         let mut order: u16 = 0;
@@ -170,10 +170,14 @@ impl DurableWriter {
         }
         let version = work.last().expect("at least one batch").version;
         let mut batches = work.into_iter();
-        let mut changes = batches.next().expect("at least one batch").changes;
+        let mut writes = batches.next().expect("at least one batch").changes;
         for later in batches {
-            changes.extend(later.changes);
+            writes.extend(later.changes);
         }
+        // Sorted and deduplicated here, off the committer's thread, and only for a layer
+        // that looks at them.
+        let changes: Changes =
+            if self.durable.needs_changes() { writes.iter().cloned().collect() } else { Changes::new() };
         if let Err(e) = self.durable.write(version, &changes) {
             let reason = format!("the durable layer failed; the store accepts no more commits: {e}");
             tracing::error!(%reason);
@@ -187,7 +191,7 @@ impl DurableWriter {
             return;
         }
         // The index already holds these versions; publishing makes them visible.
-        self.published.publish(version, &changes);
+        self.published.publish(version, &writes);
         for (reply, info) in acks {
             let _ = reply.send(Ok(info));
         }
@@ -199,7 +203,7 @@ struct BatchWriter<'a> {
     index: &'a Index,
     version: Version,
     horizon: Version,
-    changes: Changes,
+    changes: Vec<(Bytes, Option<Bytes>)>,
     trims: &'a mut TrimQueue,
 }
 
@@ -208,7 +212,7 @@ impl BatchWriter<'_> {
         if self.index.write(key.clone(), self.version, value.clone(), self.horizon) {
             self.trims.push(self.version, key.clone());
         }
-        self.changes.insert(key, value);
+        self.changes.push((key, value));
     }
 
     /// Applies one transaction's mutations in order; returns the write conflict ranges of

@@ -27,6 +27,11 @@ pub trait Durable: Send + 'static {
     /// Writes one batch atomically and durably: when this returns Ok, the batch survives a
     /// crash; if the process dies before, either all of it or none of it is there.
     fn write(&mut self, version: Version, changes: &Changes) -> std::io::Result<()>;
+    /// Whether `write` looks at the changes. A layer that keeps nothing says no, and the
+    /// committer does not collect them (a sorted map insert per written key).
+    fn needs_changes(&self) -> bool {
+        true
+    }
 }
 
 /// Durable in the sense of "outlives the engine": clones share the data, so a simulated
@@ -75,6 +80,10 @@ impl Durable for VolatileDurable {
 
     fn write(&mut self, _version: Version, _changes: &Changes) -> std::io::Result<()> {
         Ok(())
+    }
+
+    fn needs_changes(&self) -> bool {
+        false
     }
 }
 

@@ -32,7 +32,7 @@ use commit::{
     BATCH_TRANSACTIONS_MAX, CommitRequest, Committer, DURABLE_BATCHES_MAX, DurableWriter, Failure, Resolved,
     VersionClock,
 };
-use durable::{Changes, Durable, VolatileDurable};
+use durable::{Durable, VolatileDurable};
 use mvcc::{Index, TrimQueue};
 use resolver::Resolver;
 
@@ -261,13 +261,20 @@ impl Published {
         Snapshot { version: self.version.load(Ordering::Acquire), index: self.index.clone() }
     }
 
-    fn publish(&self, version: Version, changes: &Changes) {
+    /// Makes `version` visible and fires the watches of keys whose value changed. `writes`
+    /// holds every write in order; the last write of a key is its value.
+    fn publish(&self, version: Version, writes: &[(Bytes, Option<Bytes>)]) {
         let mut watches = self.watches.lock();
         self.version.store(version, Ordering::Release);
         if watches.count == 0 {
             return;
         }
-        for (key, value) in changes {
+        let mut handled: Vec<&Bytes> = Vec::new();
+        for (key, value) in writes.iter().rev() {
+            if !watches.by_key.contains_key(key) || handled.contains(&key) {
+                continue;
+            }
+            handled.push(key);
             let Some(waiting) = watches.by_key.remove(key) else { continue };
             let (unchanged, fired): (Vec<_>, Vec<_>) = waiting.into_iter().partition(|(seen, _)| seen == value);
             watches.count -= fired.len();

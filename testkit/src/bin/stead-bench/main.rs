@@ -11,6 +11,10 @@ mod sched;
 #[cfg(not(madsim))]
 mod store;
 
+#[cfg(not(madsim))]
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[cfg(madsim)]
 fn main() {
     eprintln!("stead-bench does not run under madsim");
