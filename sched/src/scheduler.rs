@@ -6,7 +6,9 @@
 //!    usage already counts them; placement needs to see whose they are).
 //! 2. Reconcile: [`reconcile`](crate::reconcile::reconcile) for service and batch jobs,
 //!    [`reconcile_system`] per node for system and sysbatch jobs.
-//! 3. Apply every stop to the view first, so what they free can be reused by this plan.
+//! 3. Apply every stop to the view first, so what they free can be reused by this plan
+//!    (a destructive update's stop just before its replacement is placed, so that what it
+//!    frees is there for the replacement and can be taken back exactly if it fails).
 //! 4. Place each group's placements (new, lost, migrating, rescheduled, destructive
 //!    replacements) with one [`GroupPlacer`] per group; a rescheduled allocation avoids the
 //!    node it failed on. After a group's first failure the rest of its placements are
@@ -146,9 +148,10 @@ pub fn schedule(snapshot: &Snapshot<'_>, input: &EvalInput<'_>) -> Outcome {
         out.followup_evals.push(followup_eval(eval, job, id.clone(), f.wait_until, input.now));
     }
 
-    // Stops, everywhere, before any placement.
+    // Stops, everywhere, before any placement (a destructive update's stop comes just
+    // before its replacement's placement, below).
     for g in recon.groups.values() {
-        for stop in g.stop.iter().chain(g.destructive_update.iter().map(|d| &d.stop)) {
+        for stop in &g.stop {
             apply_stop(&mut out.plan, &mut view, &by_id, stop);
         }
     }
@@ -157,17 +160,22 @@ pub fn schedule(snapshot: &Snapshot<'_>, input: &EvalInput<'_>) -> Outcome {
     for (name, g) in &recon.groups {
         let group = job.and_then(|j| j.task_group(name));
         if let (Some(job), Some(group)) = (job, group) {
-            let placements: Vec<(&Placement, bool)> = g
+            let placements: Vec<(&Placement, Option<&Stop>)> = g
                 .place
                 .iter()
-                .map(|p| (p, false))
-                .chain(g.destructive_update.iter().map(|d| (&d.place, true)))
+                .map(|p| (p, None))
+                .chain(g.destructive_update.iter().map(|d| (&d.place, Some(&d.stop))))
                 .collect();
             if !placements.is_empty() {
                 let seed = input.seed ^ fnv1a(name.as_bytes());
                 let mut placer = GroupPlacer::new(job, group, &view, seed, input.config.place.clone());
                 let mut skipped = 0u64;
-                for (p, destructive) in placements {
+                for (p, destructive_stop) in placements {
+                    // The old allocation frees its resources for its own replacement only:
+                    // if the replacement finds no node, the stop is withdrawn exactly.
+                    if let Some(stop) = destructive_stop {
+                        apply_stop(&mut out.plan, &mut view, &by_id, stop);
+                    }
                     let failed_before = out.failed_tg_allocs.contains_key(name);
                     let result = if failed_before && !system {
                         None
@@ -194,7 +202,9 @@ pub fn schedule(snapshot: &Snapshot<'_>, input: &EvalInput<'_>) -> Outcome {
                         // A system node filtered out (or no longer a candidate) does not run it.
                         Some(Err(metric)) if system && metric.nodes_exhausted == 0 => skipped += 1,
                         failure => {
-                            if destructive && let Some(prev) = p.previous_alloc.as_ref().and_then(|id| by_id.get(id)) {
+                            if destructive_stop.is_some()
+                                && let Some(prev) = p.previous_alloc.as_ref().and_then(|id| by_id.get(id))
+                            {
                                 withdraw_stop(&mut out.plan, &mut view, prev);
                             }
                             *out.queued_allocations.entry(name.clone()).or_default() += 1;
