@@ -52,8 +52,6 @@ pub struct PlanStop {
     pub description: String,
     /// The client status to record with the stop (`lost` for allocations on a down node).
     pub client_status: Option<AllocClientStatus>,
-    /// The allocation that replaces it (its `NextAllocation`).
-    pub next_allocation: Option<AllocId>,
 }
 
 /// A change to an allocation that stays where it is.

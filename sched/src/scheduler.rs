@@ -194,9 +194,6 @@ pub fn schedule(snapshot: &Snapshot<'_>, input: &EvalInput<'_>) -> Outcome {
                     match result {
                         Some(Ok(placed)) => {
                             let alloc = new_alloc(job, eval, p, placed, ids.next_id(), input.now);
-                            if let Some(prev) = &p.previous_alloc {
-                                set_next_allocation(&mut out.plan, prev, &alloc.id);
-                            }
                             out.plan.node_mut(&alloc.node_id.clone()).place.push(alloc);
                         }
                         // A system node filtered out (or no longer a candidate) does not run it.
@@ -285,7 +282,6 @@ fn apply_stop(plan: &mut Plan, view: &mut ClusterView, by_id: &BTreeMap<&AllocId
         alloc_id: alloc.id.clone(),
         description: stop.reason.description().to_owned(),
         client_status: stop.client_status.clone(),
-        next_allocation: None,
     });
 }
 
@@ -295,15 +291,6 @@ fn withdraw_stop(plan: &mut Plan, view: &mut ClusterView, alloc: &Allocation) {
         node.stop.retain(|s| s.alloc_id != alloc.id);
     }
     view.add_alloc(alloc);
-}
-
-fn set_next_allocation(plan: &mut Plan, previous: &AllocId, next: &AllocId) {
-    for node in plan.nodes.values_mut() {
-        if let Some(stop) = node.stop.iter_mut().find(|s| &s.alloc_id == previous) {
-            stop.next_allocation = Some(next.clone());
-            return;
-        }
-    }
 }
 
 fn new_alloc(

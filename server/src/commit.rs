@@ -23,9 +23,10 @@
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use stead_sched::decide::NodeDecision;
 use stead_sched::plan::{commit_order, stored_alloc_usage};
 use stead_sched::{NodeCheck, NodeUsage, Plan, PlanUpdate, Rejection, decide_node, decide_plan};
-use stead_store::model::{AllocDesiredStatus, Allocation, Evaluation, Job, NodeId};
+use stead_store::model::{AllocDesiredStatus, AllocId, Allocation, Evaluation, Job, NodeId};
 use stead_store::records::keys as record_keys;
 use stead_store::schema::{JobModify, PutOptions, encoding};
 use stead_store::{ReadMode, Transaction, Version};
@@ -102,10 +103,11 @@ pub enum Finished {
     Requeued,
 }
 
-/// What one chunk's marker records: the nodes it dropped.
+/// What one chunk's marker records: the nodes that dropped placements (node, why, how
+/// many), and what was written.
 #[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
 struct ChunkDone {
-    rejected: Vec<(String, String)>,
+    rejected: Vec<(String, String, usize)>,
     placed: usize,
     stopped: usize,
     updated: usize,
@@ -175,10 +177,9 @@ pub async fn commit_plan(
         report.placed += done.placed;
         report.stopped += done.stopped;
         report.updated += done.updated;
-        for (node, reason) in done.rejected {
-            let node = NodeId::from(node);
-            report.dropped_placements += plan.nodes.get(&node).map_or(0, |n| n.place.len());
-            report.rejected.insert(node, rejection_from(&reason));
+        for (node, reason, dropped) in done.rejected {
+            report.dropped_placements += dropped;
+            report.rejected.insert(NodeId::from(node), rejection_from(&reason));
         }
         if done.finished.is_some() {
             report.finished = done.finished;
@@ -259,39 +260,40 @@ async fn commit_chunk(
         freed.insert(node, frees.map(stored_alloc_usage).collect());
         current.insert(node, records);
     }
-    let verdicts = nodes
+    let decisions: BTreeMap<&NodeId, NodeDecision> = nodes
         .iter()
         .map(|&node| {
+            let np = &plan.nodes[node];
             let check = NodeCheck {
                 usage: usages[node].as_ref(),
                 freed: freed.remove(node).unwrap_or_default(),
-                placed: plan.nodes[node].place.iter().map(stored_alloc_usage).collect(),
+                placed: np.place.iter().map(stored_alloc_usage).collect(),
+                stops_or_updates: !np.stop.is_empty() || !np.update.is_empty(),
             };
             (node, decide_node(&check))
         })
         .collect();
-    let verdicts = decide_plan(plan.all_at_once, verdicts);
+    let decisions = decide_plan(plan.all_at_once, decisions);
 
-    // Write what passed.
+    // Write what passed. Existing allocations are changed in `changed` and written once.
     let mut done = ChunkDone::default();
     let mut logged: Vec<&str> = Vec::new();
-    for (&node, verdict) in &verdicts {
-        let after = match verdict {
-            Err(r) => {
-                done.rejected.push((node.to_string(), rejection_text(r)));
-                continue;
-            }
-            Ok(after) => after,
-        };
+    let mut changed: BTreeMap<AllocId, Allocation> = BTreeMap::new();
+    for (&node, decision) in &decisions {
         let np = &plan.nodes[node];
-        if let Some(after) = after {
+        if let Some(r) = &decision.rejection {
+            done.rejected.push((node.to_string(), rejection_text(r), np.place.len() - decision.placed));
+        }
+        if let Some(after) = &decision.usage {
             usage::put_usage(store, tx, after)?;
             logged.push(node.as_str());
         }
-        let bump = PutOptions::default().job_modify(JobModify::Bump);
-        for alloc in &np.place {
+        for alloc in &np.place[..decision.placed] {
             store.ks.put(tx, alloc, PutOptions::insert_new().job_modify(JobModify::Bump)).await?;
             done.placed += 1;
+        }
+        if !decision.keeps_stops_and_updates {
+            continue;
         }
         let records = &current[node];
         for (stop, record) in np.stop.iter().zip(records) {
@@ -303,23 +305,43 @@ async fn commit_chunk(
             {
                 alloc.client_status = status.clone();
             }
-            if let Some(next) = &stop.next_allocation {
-                alloc.next_allocation = next.clone();
-            }
-            alloc.modify_time = now;
-            store.ks.put(tx, &alloc, bump).await?;
+            changed.insert(alloc.id.clone(), alloc);
             done.stopped += 1;
         }
         for (update, record) in np.update.iter().zip(&records[np.stop.len()..]) {
-            let Some(mut alloc) = record.clone() else { continue };
+            let Some(record) = record else { continue };
+            let alloc = changed.entry(record.id.clone()).or_insert_with(|| record.clone());
             match update {
                 PlanUpdate::InPlace { job_version, .. } => alloc.job_version = *job_version,
                 PlanUpdate::Followup { eval_id, .. } => alloc.followup_eval_id = eval_id.clone(),
             }
-            alloc.modify_time = now;
-            store.ks.put(tx, &alloc, bump).await?;
             done.updated += 1;
         }
+    }
+    // A replacement that was written points its predecessor at itself (`NextAllocation`),
+    // in the same transaction: never at a placement that was dropped.
+    for (&node, decision) in &decisions {
+        for alloc in &plan.nodes[node].place[..decision.placed] {
+            if alloc.previous_allocation.is_empty() {
+                continue;
+            }
+            let prev = match changed.remove(&alloc.previous_allocation) {
+                Some(prev) => Some(prev),
+                None => {
+                    let pk = record_keys::alloc(&plan.namespace, alloc.previous_allocation.as_str());
+                    store.ks.get::<Allocation>(tx, &pk, ReadMode::Serializable).await?
+                }
+            };
+            if let Some(mut prev) = prev {
+                prev.next_allocation = alloc.id.clone();
+                changed.insert(prev.id.clone(), prev);
+            }
+        }
+    }
+    let bump = PutOptions::default().job_modify(JobModify::Bump);
+    for alloc in changed.values_mut() {
+        alloc.modify_time = now;
+        store.ks.put(tx, &*alloc, bump).await?;
     }
     usage::log_nodes(store, tx, Log::Usage, logged);
 

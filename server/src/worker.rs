@@ -134,6 +134,9 @@ pub struct EvalReport {
 
 struct Ctx {
     store: Store,
+    /// One cluster cache for the process's workers: each change is read once, by
+    /// whichever worker needs a newer snapshot first.
+    cache: tokio::sync::Mutex<ClusterCache>,
     env: Env,
     config: WorkerConfig,
     metrics: SchedMetrics,
@@ -155,7 +158,8 @@ pub fn start(
     reports: Option<mpsc::UnboundedSender<EvalReport>>,
 ) -> Workers {
     let (shutdown, rx) = watch::channel(false);
-    let ctx = Arc::new(Ctx { store, env, config, metrics, reports });
+    let ctx =
+        Arc::new(Ctx { store, env, config, metrics, reports, cache: tokio::sync::Mutex::new(ClusterCache::new()) });
     let handles = (0..ctx.config.workers.max(1))
         .map(|i| {
             let (ctx, rx) = (ctx.clone(), rx.clone());
@@ -177,7 +181,6 @@ impl Workers {
 
 async fn run_worker(ctx: Arc<Ctx>, index: usize, mut shutdown: watch::Receiver<bool>) {
     let worker = format!("{}-{index}", ctx.config.name);
-    let mut cache = ClusterCache::new();
     let mut last_signal: Option<Vec<u8>> = None;
     let mut last_capacity: Version = 0;
     let mut last_maintenance: Option<Instant> = None;
@@ -188,7 +191,7 @@ async fn run_worker(ctx: Arc<Ctx>, index: usize, mut shutdown: watch::Receiver<b
             last_maintenance = Some(Instant::now());
             match maintain(&ctx, &worker, &mut last_capacity).await {
                 Ok(Some(claim)) => {
-                    process(&ctx, &worker, &mut cache, claim).await;
+                    process(&ctx, &worker, claim).await;
                     continue;
                 }
                 Ok(None) => {}
@@ -202,7 +205,7 @@ async fn run_worker(ctx: Arc<Ctx>, index: usize, mut shutdown: watch::Receiver<b
             Ok(ClaimAttempt::Claimed(claim)) => {
                 error_backoff = Duration::from_millis(10);
                 ctx.metrics.coalesced.inc_by(claim.coalesced.len() as u64);
-                process(&ctx, &worker, &mut cache, *claim).await;
+                process(&ctx, &worker, *claim).await;
             }
             Ok(ClaimAttempt::Contended) => {
                 ctx.metrics.claims_contended.inc();
@@ -271,9 +274,9 @@ async fn wait_for_work(
     Ok(())
 }
 
-async fn process(ctx: &Ctx, worker: &str, cache: &mut ClusterCache, claim: Claim) {
+async fn process(ctx: &Ctx, worker: &str, claim: Claim) {
     let span = info_span!("eval", eval_id = %claim.eval.id, job_id = %claim.eval.job_id, worker);
-    let report = process_claim(ctx, worker, cache, claim).instrument(span).await;
+    let report = process_claim(ctx, worker, claim).instrument(span).await;
     ctx.metrics.evals.with_label_values(&[report.outcome.label()]).inc();
     ctx.metrics.eval_seconds.observe(report.duration.as_secs_f64());
     if let Some(reports) = &ctx.reports {
@@ -281,7 +284,7 @@ async fn process(ctx: &Ctx, worker: &str, cache: &mut ClusterCache, claim: Claim
     }
 }
 
-async fn process_claim(ctx: &Ctx, worker: &str, cache: &mut ClusterCache, mut claim: Claim) -> EvalReport {
+async fn process_claim(ctx: &Ctx, worker: &str, mut claim: Claim) -> EvalReport {
     let started = Instant::now();
     let mut report = EvalReport {
         eval_id: claim.eval.id.clone(),
@@ -317,7 +320,7 @@ async fn process_claim(ctx: &Ctx, worker: &str, cache: &mut ClusterCache, mut cl
         if attempt > 0 {
             ctx.metrics.retries.inc();
         }
-        match attempt_once(ctx, cache, &claim, attempt).await {
+        match attempt_once(ctx, &claim, attempt).await {
             Ok((commit, snapshot_version)) => {
                 last_snapshot = snapshot_version;
                 report.placed += commit.placed;
@@ -352,18 +355,23 @@ async fn process_claim(ctx: &Ctx, worker: &str, cache: &mut ClusterCache, mut cl
 /// One scheduling attempt: snapshot, schedule, commit.
 async fn attempt_once(
     ctx: &Ctx,
-    cache: &mut ClusterCache,
     claim: &Claim,
     attempt: u32,
 ) -> Result<(crate::commit::CommitReport, Version), ServerError> {
     let store = &ctx.store;
     let eval = &claim.eval;
     let tx = store.db.create_transaction()?;
-    cache.refresh(store, &tx).await?;
+    // The cache may already be newer than this transaction (another worker refreshed it):
+    // a newer view of other jobs' placements is only more accurate, and this job's
+    // allocations change only under its lease, which this worker holds.
+    let view = {
+        let mut cache = ctx.cache.lock().await;
+        cache.refresh(store, &tx).await?;
+        cache.view()
+    };
     let state = read_job_state(store, &tx, &eval.namespace, eval.job_id.as_str()).await?;
     drop(tx);
     let now = ctx.env.now_ns();
-    let view = cache.view();
     let snapshot = Snapshot {
         job: state.job.as_ref(),
         allocs: &state.allocs,
