@@ -230,7 +230,7 @@ async fn commit_chunk(
     marker: &[u8],
     now: i64,
 ) -> Result<ChunkDone> {
-    queue::check_lease(store, tx, claim).await?;
+    queue::check_and_extend_lease(store, tx, claim, now).await?;
     let stored = stored_job_modify_index(store, tx, &plan.namespace, plan.job_id.as_str()).await?;
     if stored != plan.job_modify_index {
         return Err(ServerError::JobChanged {

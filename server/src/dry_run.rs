@@ -37,10 +37,22 @@ pub async fn dry_run(
     cluster_seed: u64,
     job: &Job,
 ) -> Result<DryRun> {
-    let tx = store.db.create_transaction()?;
-    cache.refresh(store, &tx).await?;
-    let state = read_job_state(store, &tx, &job.namespace, job.id.as_str()).await?;
-    drop(tx);
+    let cache = tokio::sync::Mutex::new(cache);
+    let (view, state) = store
+        .db
+        .run(|tx, _| {
+            let cache = &cache;
+            async move {
+                let view = {
+                    let mut cache = cache.lock().await;
+                    cache.refresh(store, &tx).await?;
+                    cache.view()
+                };
+                let state = read_job_state(store, &tx, &job.namespace, job.id.as_str()).await?;
+                Ok::<_, crate::error::ServerError>((view, state))
+            }
+        })
+        .await?;
     let mut candidate = job.clone();
     let job_modify_index = state.job.as_ref().map_or(0, |j| j.job_modify_index);
     candidate.version = match &state.job {
@@ -63,7 +75,6 @@ pub async fn dry_run(
         modify_time: now,
         ..Evaluation::default()
     };
-    let view = cache.view();
     let snapshot = Snapshot {
         job: Some(&candidate),
         allocs: &state.allocs,

@@ -67,6 +67,9 @@ pub struct Lease {
     pub token: String,
     /// Unix nanoseconds.
     pub expires_at: i64,
+    /// How long a renewal extends it (the queue's `lease_ttl` when it was claimed).
+    #[serde(default)]
+    pub ttl_ns: i64,
     pub deliveries: u32,
     pub priority: i32,
 }
@@ -238,15 +241,25 @@ pub async fn claim(
     // 2. Claim it in one transaction.
     let claimed = store
         .db
-        .run(|tx, _| {
+        .run(|tx, maybe_committed| {
             let (ready_key, ns, job, eval_id) = (ready_key.clone(), ns.clone(), job.clone(), eval_id.clone());
             async move {
+                let lease = read_lease(store, &tx, &ns, &job, ReadMode::Serializable).await?;
+                if maybe_committed.0
+                    && let Some(lease) = lease.as_ref().filter(|l| l.token == token)
+                {
+                    // An earlier attempt committed this very claim: it is ours.
+                    let pk = record_keys::eval(&ns, &lease.eval_id);
+                    return Ok(store
+                        .ks
+                        .get::<Evaluation>(&tx, &pk, ReadMode::Snapshot)
+                        .await?
+                        .map(|eval| Claim { eval, lease: lease.clone(), coalesced: Vec::new() }));
+                }
                 if tx.get(&ready_key).await?.is_none() {
                     return Ok(None);
                 }
-                if let Some(lease) = read_lease(store, &tx, &ns, &job, ReadMode::Serializable).await?
-                    && lease.expires_at > now
-                {
+                if lease.is_some_and(|lease| lease.expires_at > now) {
                     return Ok(None);
                 }
                 let pk = record_keys::eval(&ns, &eval_id);
@@ -273,6 +286,7 @@ pub async fn claim(
                     worker: worker.to_owned(),
                     token: token.to_owned(),
                     expires_at: now.saturating_add(ttl_ns(config)),
+                    ttl_ns: ttl_ns(config),
                     deliveries: 1,
                     priority: eval.priority,
                 };
@@ -316,6 +330,18 @@ pub async fn check_lease(store: &Store, tx: &Transaction, claim: &Claim) -> Resu
     }
 }
 
+/// Checks `claim`'s lease (as [`check_lease`]) and extends it to `now + ttl` in `tx`: every
+/// plan transaction renews the lease it commits under, so a long commit does not lose it.
+pub async fn check_and_extend_lease(store: &Store, tx: &Transaction, claim: &Claim, now: i64) -> Result<()> {
+    check_lease(store, tx, claim).await?;
+    if claim.lease.ttl_ns > 0 {
+        let mut lease = claim.lease.clone();
+        lease.expires_at = now.saturating_add(claim.lease.ttl_ns);
+        write_lease(store, tx, &claim.eval.namespace, claim.eval.job_id.as_str(), &lease)?;
+    }
+    Ok(())
+}
+
 /// Extends the lease of `claim` to `now + lease_ttl`.
 pub async fn renew(store: &Store, config: &QueueConfig, claim: &mut Claim, now: i64) -> Result<()> {
     let mut lease = claim.lease.clone();
@@ -336,11 +362,13 @@ pub async fn renew(store: &Store, config: &QueueConfig, claim: &mut Claim, now: 
 }
 
 /// Completes `claim` in `tx`: checks the lease, stores the evaluation as given (its final
-/// status) and releases the lease.
+/// status), releases the lease and wakes waiting workers.
 pub async fn finish(store: &Store, tx: &Transaction, claim: &Claim, eval: &Evaluation) -> Result<()> {
     check_lease(store, tx, claim).await?;
     store.ks.put(tx, eval, PutOptions::default()).await?;
     tx.clear(&store.lease_key(&claim.eval.namespace, claim.eval.job_id.as_str()));
+    // Evaluations of the job that waited for the lease are claimable now.
+    signal_ready(store, tx);
     Ok(())
 }
 
@@ -405,11 +433,29 @@ pub async fn reclaim_expired(
     let jitter = (env.entropy.next_u64() % 5_000) as i64 * 60_000_000; // up to 5 minutes
     store
         .db
-        .run(|tx, _| {
+        .run(|tx, maybe_committed| {
             let (ns, job, seen, followup_id) = (ns.clone(), job.clone(), seen.clone(), followup_id.clone());
             async move {
                 match read_lease(store, &tx, &ns, &job, ReadMode::Serializable).await? {
                     Some(lease) if lease.token == seen.token && lease.expires_at <= now => {}
+                    // An earlier attempt committed this very re-delivery: it is ours.
+                    Some(lease) if maybe_committed.0 && lease.token == token => {
+                        let pk = record_keys::eval(&ns, &lease.eval_id);
+                        return Ok(match store.ks.get::<Evaluation>(&tx, &pk, ReadMode::Snapshot).await? {
+                            Some(eval) => Reclaimed::Claimed(Box::new(Claim { eval, lease, coalesced: Vec::new() })),
+                            None => Reclaimed::Contended,
+                        });
+                    }
+                    // An earlier attempt failed the evaluation (its follow-up exists).
+                    None if maybe_committed.0
+                        && store
+                            .ks
+                            .get::<Evaluation>(&tx, &record_keys::eval(&ns, &followup_id), ReadMode::Snapshot)
+                            .await?
+                            .is_some() =>
+                    {
+                        return Ok(Reclaimed::Failed { eval: seen.eval_id.clone().into(), followup: followup_id.into() });
+                    }
                     _ => return Ok(Reclaimed::Contended),
                 }
                 let pk = record_keys::eval(&ns, &seen.eval_id);
@@ -448,6 +494,7 @@ pub async fn reclaim_expired(
                     worker: worker.to_owned(),
                     token: token.to_owned(),
                     expires_at: now.saturating_add(ttl_ns(config)),
+                    ttl_ns: ttl_ns(config),
                     deliveries,
                     priority: seen.priority,
                 };

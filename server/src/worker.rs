@@ -360,17 +360,22 @@ async fn attempt_once(
 ) -> Result<(crate::commit::CommitReport, Version), ServerError> {
     let store = &ctx.store;
     let eval = &claim.eval;
-    let tx = store.db.create_transaction()?;
+    // One read-only transaction (retried on retryable errors such as transaction_too_old).
     // The cache may already be newer than this transaction (another worker refreshed it):
     // a newer view of other jobs' placements is only more accurate, and this job's
     // allocations change only under its lease, which this worker holds.
-    let view = {
-        let mut cache = ctx.cache.lock().await;
-        cache.refresh(store, &tx).await?;
-        cache.view()
-    };
-    let state = read_job_state(store, &tx, &eval.namespace, eval.job_id.as_str()).await?;
-    drop(tx);
+    let (view, state) = store
+        .db
+        .run(|tx, _| async move {
+            let view = {
+                let mut cache = ctx.cache.lock().await;
+                cache.refresh(store, &tx).await?;
+                cache.view()
+            };
+            let state = read_job_state(store, &tx, &eval.namespace, eval.job_id.as_str()).await?;
+            Ok::<_, ServerError>((view, state))
+        })
+        .await?;
     let now = ctx.env.now_ns();
     let snapshot = Snapshot {
         job: state.job.as_ref(),

@@ -1,0 +1,44 @@
+//! Profiling aid: the CPU cost of the pieces of one allocation write, in one thread.
+use stead_store::schema::{JobModify, PutOptions, encoding};
+fn main() {
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    rt.block_on(async {
+        let store = stead_server::Store::new(stead_store::embedded::open_in_memory());
+        let env = stead_server::Env::system();
+        let mut cache = stead_server::snapshot::ClusterCache::new();
+        for i in 0..100 { stead_server::nodes::upsert(&store, &env, &stead_testkit::fixtures::node(&format!("{i:036}"), "dc1", 20000, 32000)).await.unwrap(); }
+        let job = stead_testkit::fixtures::job("bench-000001", stead_store::model::JobType::Service, 1000, 100, 128);
+        let t = std::time::Instant::now();
+        let d = stead_server::dry_run::dry_run(&store, &mut cache, &env, &Default::default(), 1, &job).await.unwrap();
+        println!("schedule 1000 placements on 100 nodes (dry run): {:?}/placement", t.elapsed() / 1000);
+        let allocs: Vec<_> = d.outcome.plan.nodes.values().flat_map(|n| n.place.iter().cloned()).collect();
+        let n = allocs.len() as u32;
+        let t = std::time::Instant::now();
+        for a in &allocs { std::hint::black_box(encoding::encode(a).unwrap()); }
+        println!("encode: {:?}/alloc", t.elapsed() / n);
+        let t = std::time::Instant::now();
+        for a in &allocs { std::hint::black_box(stead_store::schema::Record::index_entries(a)); std::hint::black_box(stead_store::schema::Record::primary_key(a)); }
+        println!("keys: {:?}/alloc", t.elapsed() / n);
+        let (mut put, mut commit) = (std::time::Duration::ZERO, std::time::Duration::ZERO);
+        for round in 0..50 {
+            let tx = store.db.create_transaction().unwrap();
+            let t = std::time::Instant::now();
+            for a in &allocs {
+                let mut a = a.clone();
+                a.id = format!("{round}-{}", a.id).into();
+                store.ks.put(&tx, &a, PutOptions::insert_new().job_modify(JobModify::Bump)).await.unwrap();
+            }
+            put += t.elapsed();
+            let t = std::time::Instant::now();
+            tx.commit().await.unwrap();
+            commit += t.elapsed();
+        }
+        println!("put into a transaction: {:?}/alloc", put / (50 * n));
+        println!("commit: {:?}/alloc", commit / (50 * n));
+        let t = std::time::Instant::now();
+        let tx = store.db.create_transaction().unwrap();
+        let page = stead_store::schema::PageOptions::default().read_mode(stead_store::ReadMode::Snapshot);
+        let got = stead_store::records::allocs_by_job(&store.ks, &tx, "default", "bench-000001", &page).await.unwrap();
+        println!("read back {} by job index: {:?}/alloc", got.items.len(), t.elapsed() / n);
+    });
+}
