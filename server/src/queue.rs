@@ -250,11 +250,11 @@ pub async fn claim(
                 {
                     // An earlier attempt committed this very claim: it is ours.
                     let pk = record_keys::eval(&ns, &lease.eval_id);
-                    return Ok(store
-                        .ks
-                        .get::<Evaluation>(&tx, &pk, ReadMode::Snapshot)
-                        .await?
-                        .map(|eval| Claim { eval, lease: lease.clone(), coalesced: Vec::new() }));
+                    return Ok(store.ks.get::<Evaluation>(&tx, &pk, ReadMode::Snapshot).await?.map(|eval| Claim {
+                        eval,
+                        lease: lease.clone(),
+                        coalesced: Vec::new(),
+                    }));
                 }
                 if tx.get(&ready_key).await?.is_none() {
                     return Ok(None);
@@ -454,7 +454,10 @@ pub async fn reclaim_expired(
                             .await?
                             .is_some() =>
                     {
-                        return Ok(Reclaimed::Failed { eval: seen.eval_id.clone().into(), followup: followup_id.into() });
+                        return Ok(Reclaimed::Failed {
+                            eval: seen.eval_id.clone().into(),
+                            followup: followup_id.into(),
+                        });
                     }
                     _ => return Ok(Reclaimed::Contended),
                 }

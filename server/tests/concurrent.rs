@@ -33,7 +33,10 @@ async fn quiesce(store: &Store, reports: &mut tokio::sync::mpsc::UnboundedReceiv
     }
     let mut errors = Vec::new();
     while let Ok(r) = reports.try_recv() {
-        errors.push(format!("{} {} {:?} attempts {} placed {} in {:?}", r.eval_id, r.worker, r.outcome, r.attempts, r.placed, r.duration));
+        errors.push(format!(
+            "{} {} {:?} attempts {} placed {} in {:?}",
+            r.eval_id, r.worker, r.outcome, r.attempts, r.placed, r.duration
+        ));
     }
     let tx = store.db.create_transaction().unwrap();
     let evals = store
@@ -42,12 +45,18 @@ async fn quiesce(store: &Store, reports: &mut tokio::sync::mpsc::UnboundedReceiv
         .await
         .unwrap();
     for e in evals.items {
-        errors.push(format!("eval {} {} {} {:?} {}", e.id, e.triggered_by, e.status, e.wait_until, e.status_description));
+        errors
+            .push(format!("eval {} {} {} {:?} {}", e.id, e.triggered_by, e.status, e.wait_until, e.status_description));
     }
     panic!("the queue did not drain in 30 s: {:?}; worker errors: {errors:#?}", queue::counts(store, 1000).await);
 }
 
-fn run_case(seed: u64, nodes: usize, jobs_spec: Vec<(i32, i32, i32, bool)>, fault_rate: f64) -> Result<(), TestCaseError> {
+fn run_case(
+    seed: u64,
+    nodes: usize,
+    jobs_spec: Vec<(i32, i32, i32, bool)>,
+    fault_rate: f64,
+) -> Result<(), TestCaseError> {
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
     rt.block_on(async move {
         let inner = stead_store::embedded::open_in_memory();
@@ -102,12 +111,23 @@ fn run_case(seed: u64, nodes: usize, jobs_spec: Vec<(i32, i32, i32, bool)>, faul
             prop_assert_eq!(names.len(), total, "job{} has two live allocations with one name", i);
             prop_assert!(total <= *count as usize, "job{} runs {} of {}", i, total, count);
             if feasible {
-                prop_assert_eq!(total, *count as usize, "job{} placed {} of {} on a cluster with room", i, total, count);
+                prop_assert_eq!(
+                    total,
+                    *count as usize,
+                    "job{} placed {} of {} on a cluster with room",
+                    i,
+                    total,
+                    count
+                );
             }
         }
         if fault_rate >= 0.05 {
             let c = faults.counts();
-            prop_assert!(c.not_committed + c.unknown_applied + c.unknown_unapplied > 0, "faults were injected: {:?}", c);
+            prop_assert!(
+                c.not_committed + c.unknown_applied + c.unknown_unapplied > 0,
+                "faults were injected: {:?}",
+                c
+            );
         }
         Ok(())
     })

@@ -31,6 +31,10 @@ pub trait TransactionEngine: Send + Sync + 'static {
     fn get<'a>(&'a self, key: &'a [u8], mode: ReadMode) -> BoxFuture<'a, Result<Option<Bytes>>>;
     fn get_range<'a>(&'a self, range: &'a RangeOption, mode: ReadMode) -> BoxFuture<'a, Result<RangeResult>>;
     fn set(&self, key: &[u8], value: &[u8]);
+    /// `set` with buffers the caller gives up: an engine that keeps them saves a copy.
+    fn set_owned(&self, key: Bytes, value: Bytes) {
+        self.set(&key, &value)
+    }
     fn clear(&self, key: &[u8]);
     fn clear_range(&self, begin: &[u8], end: &[u8]);
     fn atomic_op(&self, key: &[u8], param: &[u8], op: MutationType);
@@ -204,6 +208,11 @@ impl Transaction {
 
     pub fn set(&self, key: &[u8], value: &[u8]) {
         self.engine.set(key, value)
+    }
+
+    /// `set` without copying: for keys and values built for this write (an encoded record).
+    pub fn set_owned(&self, key: impl Into<Bytes>, value: impl Into<Bytes>) {
+        self.engine.set_owned(key.into(), value.into())
     }
 
     pub fn clear(&self, key: &[u8]) {

@@ -207,6 +207,10 @@ impl TransactionEngine for FaultyTransaction {
         self.inner.set(key, value)
     }
 
+    fn set_owned(&self, key: Bytes, value: Bytes) {
+        self.inner.set_owned(key, value)
+    }
+
     fn clear(&self, key: &[u8]) {
         self.inner.clear(key)
     }

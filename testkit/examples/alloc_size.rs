@@ -1,5 +1,7 @@
+#[cfg(not(madsim))]
 use stead_store::schema::encoding;
-fn main() {
+#[cfg(not(madsim))]
+fn real_main() {
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
     rt.block_on(async {
         let store = stead_server::Store::new(stead_store::embedded::open_in_memory());
@@ -41,4 +43,13 @@ fn main() {
         println!("decode {:?}/alloc", t.elapsed() / 10000);
         println!("{}", serde_json::to_string_pretty(&a).unwrap());
     });
+}
+
+/// Profiling aids run on the real runtime only.
+#[cfg(madsim)]
+fn main() {}
+
+#[cfg(not(madsim))]
+fn main() {
+    real_main()
 }

@@ -1,12 +1,22 @@
 //! Profiling aid: the CPU cost of the pieces of one allocation write, in one thread.
+#[cfg(not(madsim))]
 use stead_store::schema::{JobModify, PutOptions, encoding};
-fn main() {
+#[cfg(not(madsim))]
+fn real_main() {
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
     rt.block_on(async {
         let store = stead_server::Store::new(stead_store::embedded::open_in_memory());
         let env = stead_server::Env::system();
         let mut cache = stead_server::snapshot::ClusterCache::new();
-        for i in 0..100 { stead_server::nodes::upsert(&store, &env, &stead_testkit::fixtures::node(&format!("{i:036}"), "dc1", 20000, 32000)).await.unwrap(); }
+        for i in 0..100 {
+            stead_server::nodes::upsert(
+                &store,
+                &env,
+                &stead_testkit::fixtures::node(&format!("{i:036}"), "dc1", 20000, 32000),
+            )
+            .await
+            .unwrap();
+        }
         let job = stead_testkit::fixtures::job("bench-000001", stead_store::model::JobType::Service, 1000, 100, 128);
         let t = std::time::Instant::now();
         let d = stead_server::dry_run::dry_run(&store, &mut cache, &env, &Default::default(), 1, &job).await.unwrap();
@@ -14,10 +24,15 @@ fn main() {
         let allocs: Vec<_> = d.outcome.plan.nodes.values().flat_map(|n| n.place.iter().cloned()).collect();
         let n = allocs.len() as u32;
         let t = std::time::Instant::now();
-        for a in &allocs { std::hint::black_box(encoding::encode(a).unwrap()); }
+        for a in &allocs {
+            std::hint::black_box(encoding::encode(a).unwrap());
+        }
         println!("encode: {:?}/alloc", t.elapsed() / n);
         let t = std::time::Instant::now();
-        for a in &allocs { std::hint::black_box(stead_store::schema::Record::index_entries(a)); std::hint::black_box(stead_store::schema::Record::primary_key(a)); }
+        for a in &allocs {
+            std::hint::black_box(stead_store::schema::Record::index_entries(a));
+            std::hint::black_box(stead_store::schema::Record::primary_key(a));
+        }
         println!("keys: {:?}/alloc", t.elapsed() / n);
         let (mut put, mut commit) = (std::time::Duration::ZERO, std::time::Duration::ZERO);
         for round in 0..50 {
@@ -41,4 +56,13 @@ fn main() {
         let got = stead_store::records::allocs_by_job(&store.ks, &tx, "default", "bench-000001", &page).await.unwrap();
         println!("read back {} by job index: {:?}/alloc", got.items.len(), t.elapsed() / n);
     });
+}
+
+/// Profiling aids run on the real runtime only.
+#[cfg(madsim)]
+fn main() {}
+
+#[cfg(not(madsim))]
+fn main() {
+    real_main()
 }

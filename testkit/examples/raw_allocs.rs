@@ -1,8 +1,11 @@
 //! Profiling aid: writes N allocation records (batches of 400, 2 writers) into a durable
 //! store and reports the rate.
+#[cfg(not(madsim))]
 use std::sync::Arc;
+#[cfg(not(madsim))]
 use stead_store::schema::{JobModify, PutOptions};
-fn main() {
+#[cfg(not(madsim))]
+fn real_main() {
     let n: usize = std::env::args().nth(1).map(|a| a.parse().unwrap()).unwrap_or(200_000);
     let memory = std::env::args().any(|a| a == "--memory");
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
@@ -74,4 +77,13 @@ fn main() {
         let s = start.elapsed().as_secs_f64();
         println!("{n} allocs in {s:.2} s: {:.0}/s", n as f64 / s);
     });
+}
+
+/// Profiling aids run on the real runtime only.
+#[cfg(madsim)]
+fn main() {}
+
+#[cfg(not(madsim))]
+fn main() {
+    real_main()
 }

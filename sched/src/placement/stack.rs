@@ -100,11 +100,29 @@ struct SpreadInfo {
     used: BTreeMap<String, u64>,
 }
 
+/// The scores of one node, by name (at most one of each kind: five).
+#[derive(Debug, Clone, Copy, Default)]
+struct Scores {
+    items: [(&'static str, f64); 5],
+    len: usize,
+}
+
+impl Scores {
+    fn push(&mut self, score: (&'static str, f64)) {
+        self.items[self.len] = score;
+        self.len += 1;
+    }
+
+    fn as_slice(&self) -> &[(&'static str, f64)] {
+        &self.items[..self.len]
+    }
+}
+
 /// A feasible node with its scores.
 struct Scored {
     index: usize,
     norm: f64,
-    scores: Vec<(&'static str, f64)>,
+    scores: Scores,
 }
 
 #[derive(Debug, Clone)]
@@ -188,7 +206,12 @@ impl<'j> GroupPlacer<'j> {
             if !node.is_schedulable() || !datacenters.iter().any(|dc| glob_match(dc, &node.datacenter)) {
                 continue;
             }
-            *base_metric.nodes_available.entry(node.datacenter.clone()).or_default() += 1;
+            match base_metric.nodes_available.get_mut(&node.datacenter) {
+                Some(n) => *n += 1,
+                None => {
+                    base_metric.nodes_available.insert(node.datacenter.clone(), 1);
+                }
+            }
             candidates.push(i);
         }
         rng.shuffle(&mut candidates);
@@ -421,8 +444,8 @@ impl<'j> GroupPlacer<'j> {
     }
 
     /// Scores of placing the ask on `nv`, by name, and their average.
-    fn score(&mut self, nv: &NodeView) -> (Vec<(&'static str, f64)>, f64) {
-        let mut scores = Vec::with_capacity(5);
+    fn score(&mut self, nv: &NodeView) -> (Scores, f64) {
+        let mut scores = Scores::default();
         let cap = &nv.capacity;
         let free = |used: i64, cap: i64| if cap > 0 { 1.0 - used as f64 / cap as f64 } else { 0.0 };
         let free_cpu = free(nv.usage.cpu_mhz + nv.cpu_of(&self.ask), cap.cpu_mhz);
@@ -469,7 +492,7 @@ impl<'j> GroupPlacer<'j> {
                 scores.push((SCORE_SPREAD, total));
             }
         }
-        let norm = scores.iter().map(|s| s.1).sum::<f64>() / scores.len() as f64;
+        let norm = scores.as_slice().iter().map(|s| s.1).sum::<f64>() / scores.len as f64;
         (scores, norm)
     }
 
@@ -591,7 +614,7 @@ impl<'j> GroupPlacer<'j> {
             .take(SCORE_META_MAX)
             .map(|s| NodeScoreMeta {
                 node_id: view.node_at(s.index).node.id.clone(),
-                scores: s.scores.iter().map(|(k, v)| ((*k).to_owned(), *v)).collect(),
+                scores: s.scores.as_slice().iter().map(|(k, v)| ((*k).to_owned(), *v)).collect(),
                 norm_score: s.norm,
                 ..NodeScoreMeta::default()
             })

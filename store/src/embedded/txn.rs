@@ -128,11 +128,14 @@ impl EmbeddedTransaction {
     }
 
     fn write(&self, key: &[u8], f: impl FnOnce(&mut State, Bytes)) {
+        self.write_owned(Bytes::copy_from_slice(key), f)
+    }
+
+    fn write_owned(&self, key: Bytes, f: impl FnOnce(&mut State, Bytes)) {
         let mut st = self.state.lock();
-        if let Err(e) = check_write_key(key) {
+        if let Err(e) = check_write_key(&key) {
             return st.fail_write(e);
         }
-        let key = Bytes::copy_from_slice(key);
         st.add_write_conflict(key.clone(), key_after(&key));
         f(&mut st, key);
     }
@@ -243,6 +246,13 @@ impl TransactionEngine for EmbeddedTransaction {
             return self.state.lock().fail_write(e);
         }
         self.write(key, |st, key| st.writes.set(key, Bytes::copy_from_slice(value)));
+    }
+
+    fn set_owned(&self, key: Bytes, value: Bytes) {
+        if let Err(e) = check_value(&value) {
+            return self.state.lock().fail_write(e);
+        }
+        self.write_owned(key, |st, key| st.writes.set(key, value));
     }
 
     fn clear(&self, key: &[u8]) {

@@ -18,7 +18,8 @@ pub const FORMAT_MSGPACK_NAMED: u8 = 1;
 
 /// Encodes `value` as `[FORMAT_MSGPACK_NAMED, msgpack…]`.
 pub fn encode<T: Serialize + ?Sized>(value: &T) -> Result<Vec<u8>, String> {
-    let mut out = Vec::with_capacity(256);
+    // Most records are a few hundred bytes to a few kB: start past the first regrowths.
+    let mut out = Vec::with_capacity(1024);
     out.push(FORMAT_MSGPACK_NAMED);
     // Fields at their default are left out (`stead_model::stored`): they decode back.
     stead_model::stored::encoding_for_storage(|| rmp_serde::encode::write_named(&mut out, value))

@@ -210,6 +210,11 @@ impl RecordKeys {
         key
     }
 
+    /// The part number of one of this record's keys (no unpacking of the primary key).
+    pub(crate) fn part_of(&self, key: &[u8]) -> Option<i64> {
+        foundationdb_tuple::unpack::<i64>(key.strip_prefix(self.base.as_slice())?).ok()
+    }
+
     /// `[begin, end)` of every part.
     pub(crate) fn range(&self) -> (Vec<u8>, Vec<u8>) {
         let mut begin = Vec::with_capacity(self.base.len() + 1);

@@ -9,7 +9,7 @@ use serde::de::DeserializeOwned;
 use super::encoding;
 use super::error::SchemaError;
 use super::keyspace::{
-    Index, Keyspace, Kind, PART_CREATE, PART_FIRST_SPLIT, PART_JOB_MODIFY, PART_MODIFY, PART_UNSPLIT, Tuple,
+    Index, Keyspace, Kind, PART_CREATE, PART_FIRST_SPLIT, PART_JOB_MODIFY, PART_MODIFY, PART_UNSPLIT, RecordKeys, Tuple,
 };
 use crate::api::Transaction;
 use crate::types::{KEY_SIZE_MAX, KeyValue, RangeOption, ReadMode, VALUE_SIZE_MAX, key_after};
@@ -197,6 +197,17 @@ pub struct Page<T> {
 /// The 14-byte `set_versionstamped_value` parameter: a 10-byte placeholder at offset 0.
 const STAMP_TEMPLATE: [u8; 14] = [0; 14];
 
+/// Writes an encoded record: unsplit at part 0, or in 100,000-byte parts from part 1.
+fn write_parts(tx: &Transaction, keys: &RecordKeys, encoded: Vec<u8>) {
+    if encoded.len() <= PART_BYTES_MAX {
+        tx.set_owned(keys.part(PART_UNSPLIT), encoded);
+    } else {
+        for (i, chunk) in encoded.chunks(PART_BYTES_MAX).enumerate() {
+            tx.set(&keys.part(PART_FIRST_SPLIT + i as i64), chunk);
+        }
+    }
+}
+
 impl Keyspace {
     /// Writes `record` with its index entries and versions, in `tx`. Reading the record back
     /// in the same transaction fails with `accessed_unreadable` (its versions are known only
@@ -226,13 +237,30 @@ impl Keyspace {
         let parts_count = encoded.len().div_ceil(PART_BYTES_MAX);
         check_key_size(kind, &pk, &keys.part(PART_FIRST_SPLIT + parts_count as i64))?;
 
+        // A new record (its ID made outside the retry loop): no read, no old entries.
+        if options.mode == PutMode::InsertNew {
+            let mut keys_to_set = Vec::new();
+            for entry in record.index_entries() {
+                let key = self.index_key(kind, entry.index, &entry.value, &pk);
+                check_key_size(kind, &pk, &key)?;
+                keys_to_set.push(key);
+            }
+            write_parts(tx, &keys, encoded);
+            tx.set_versionstamped_value(&keys.part(PART_MODIFY), &STAMP_TEMPLATE);
+            tx.set_versionstamped_value(&keys.part(PART_CREATE), &STAMP_TEMPLATE);
+            if options.job_modify == JobModify::Bump {
+                tx.set_versionstamped_value(&keys.part(PART_JOB_MODIFY), &STAMP_TEMPLATE);
+            }
+            for key in keys_to_set {
+                tx.set_owned(key, Bytes::new());
+            }
+            return Ok(PutOutcome::Created);
+        }
+
         let new_entries: BTreeSet<IndexEntry> = record.index_entries().into_iter().collect();
-        let (old_entries, old_parts, outcome) = match options.mode {
-            PutMode::InsertNew => (BTreeSet::new(), Vec::new(), PutOutcome::Created),
-            PutMode::Upsert => match self.read_data::<R>(tx, &pk).await? {
-                None => (BTreeSet::new(), Vec::new(), PutOutcome::Created),
-                Some((old, parts)) => (old.index_entries().into_iter().collect(), parts, PutOutcome::Updated),
-            },
+        let (old_entries, old_parts, outcome) = match self.read_data::<R>(tx, &pk).await? {
+            None => (BTreeSet::new(), Vec::new(), PutOutcome::Created),
+            Some((old, parts)) => (old.index_entries().into_iter().collect(), parts, PutOutcome::Updated),
         };
         // Every key is built and checked before the first write.
         let clears: Vec<Vec<u8>> = old_entries
@@ -258,13 +286,7 @@ impl Keyspace {
         for part in old_parts.iter().filter(|part| !new_parts.contains(part)) {
             tx.clear(&keys.part(*part));
         }
-        if encoded.len() <= PART_BYTES_MAX {
-            tx.set(&keys.part(PART_UNSPLIT), &encoded);
-        } else {
-            for (i, chunk) in encoded.chunks(PART_BYTES_MAX).enumerate() {
-                tx.set(&keys.part(PART_FIRST_SPLIT + i as i64), chunk);
-            }
-        }
+        write_parts(tx, &keys, encoded);
         tx.set_versionstamped_value(&keys.part(PART_MODIFY), &STAMP_TEMPLATE);
         if outcome == PutOutcome::Created {
             tx.set_versionstamped_value(&keys.part(PART_CREATE), &STAMP_TEMPLATE);
@@ -275,20 +297,20 @@ impl Keyspace {
         for key in &clears {
             tx.clear(key);
         }
-        for key in &sets {
-            tx.set(key, b"");
+        for key in sets {
+            tx.set_owned(key, Bytes::new());
         }
         Ok(outcome)
     }
 
     /// Reads one record with its versions, or None.
     pub async fn get<R: Record>(&self, tx: &Transaction, pk: &Tuple, mode: ReadMode) -> Result<Option<R>, SchemaError> {
-        let (begin, end) = self.record_range(R::KIND, pk);
+        let keys = self.record_keys(R::KIND, pk);
+        let (begin, end) = keys.range();
         let kvs = tx.get_range_all(&RangeOption::new(begin, end), mode).await?;
         let mut parts = Vec::with_capacity(kvs.len());
         for kv in kvs {
-            let (_, part) = self.parse_part(R::KIND, &kv.key)?;
-            parts.push((part, kv.value));
+            parts.push((part_of(R::KIND, &keys, &kv.key)?, kv.value));
         }
         self.assemble(pk, parts)
     }
@@ -306,8 +328,7 @@ impl Keyspace {
         let kvs = tx.get_range_all(&RangeOption::new(begin, end), mode).await?;
         let mut stamps = Stamps::default();
         for kv in kvs {
-            let (_, part) = self.parse_part(R::KIND, &kv.key)?;
-            stamps.take(R::KIND, pk, part, &kv.value)?;
+            stamps.take(R::KIND, pk, part_of(R::KIND, &keys, &kv.key)?, &kv.value)?;
         }
         match stamps.modify {
             None => Ok(None),
@@ -451,8 +472,7 @@ impl Keyspace {
         }
         let mut parts = Vec::with_capacity(kvs.len());
         for kv in kvs {
-            let (_, part) = self.parse_part(kind, &kv.key)?;
-            parts.push((part, kv.value));
+            parts.push((part_of(kind, &keys, &kv.key)?, kv.value));
         }
         let numbers = parts.iter().map(|(part, _)| *part).collect();
         let bytes = join_parts(kind, pk, parts)?;
@@ -487,6 +507,15 @@ impl Keyspace {
         record.set_versions(&stamps.versions(kind, pk)?);
         Ok(Some(record))
     }
+}
+
+/// The part number of a key of the record whose keys are `keys`.
+fn part_of(kind: Kind, keys: &RecordKeys, key: &[u8]) -> Result<i64, SchemaError> {
+    keys.part_of(key).ok_or_else(|| SchemaError::Corrupt {
+        kind: kind.name,
+        key: key.escape_ascii().to_string(),
+        reason: "not a key of this record (primary key tuple, part number)".to_string(),
+    })
 }
 
 fn decode_record<R: Record>(pk: &Tuple, bytes: &[u8]) -> Result<R, SchemaError> {
