@@ -2,6 +2,10 @@
 //! (conflicts, commit_unknown_result applied and not, transaction_too_old, latency): no
 //! node is ever over-committed, usage records match the allocations, no two live
 //! allocations of a job share a name, and every job that fits is placed to its count.
+//!
+//! Real threads and time: under madsim the same workers run in `stead-sim`'s tests.
+
+#![cfg(not(madsim))]
 
 mod common;
 
