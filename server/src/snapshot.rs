@@ -18,7 +18,7 @@ use stead_sched::NodeUsage;
 use stead_sched::placement::{ClusterView, NodeSet, NodeView};
 use stead_store::model::{Allocation, Deployment, Job, Node, NodeId};
 use stead_store::records::{self, keys as record_keys};
-use stead_store::schema::{PAGE_LIMIT_MAX, PageOptions, Tuple, encoding};
+use stead_store::schema::{PAGE_LIMIT_MAX, PageOptions, Tuple};
 use stead_store::{RangeOption, ReadMode, Transaction, Version};
 
 use crate::error::{Result, ServerError};
@@ -223,7 +223,7 @@ pub async fn read_all_usage(store: &Store, limit: usize) -> Result<Vec<NodeUsage
     let kvs = tx.get_range_all(&RangeOption::new(begin, end).limit(limit), ReadMode::Snapshot).await?;
     kvs.iter()
         .map(|kv| {
-            encoding::decode(&kv.value)
+            usage::decode_usage(&kv.value)
                 .map_err(|reason| ServerError::Corrupt { what: "usage record".to_owned(), reason })
         })
         .collect()

@@ -197,6 +197,36 @@ pub(crate) const PART_MODIFY: i64 = -1;
 pub(crate) const PART_UNSPLIT: i64 = 0;
 pub(crate) const PART_FIRST_SPLIT: i64 = 1;
 
+/// The tuple layer's type code of a nested tuple.
+const NESTED: u8 = 0x05;
+
+/// Whether a packed tuple holds only strings, byte strings and integers of up to eight
+/// bytes: then its nested encoding is its own bytes (only nil elements are escaped inside a
+/// nested tuple, and these elements encode the same at any depth).
+fn nests_as_is(packed: &[u8]) -> bool {
+    let mut i = 0;
+    while i < packed.len() {
+        match packed[i] {
+            0x01 | 0x02 => {
+                // A byte string or string: up to the 0x00 that is not followed by 0xff.
+                i += 1;
+                loop {
+                    match packed.get(i) {
+                        None => return false,
+                        Some(0x00) if packed.get(i + 1) == Some(&0xff) => i += 2,
+                        Some(0x00) => break,
+                        Some(_) => i += 1,
+                    }
+                }
+                i += 1;
+            }
+            code @ 0x0c..=0x1c => i += 1 + usize::from(code.abs_diff(0x14)),
+            _ => return false,
+        }
+    }
+    i == packed.len()
+}
+
 /// The keys of one record: `(records(kind), pk…)` followed by a part number.
 pub(crate) struct RecordKeys {
     base: Vec<u8>,
@@ -305,10 +335,19 @@ impl Keyspace {
 
     /// The key of one index entry: `(index subspace, value…, (pk…))`.
     pub(crate) fn index_key(&self, kind: Kind, index: Index, value: &Tuple, pk: &Tuple) -> Vec<u8> {
-        let mut key = self.index(kind, index).into_bytes();
+        let sub = self.index(kind, index);
+        let mut key = Vec::with_capacity(sub.bytes().len() + value.packed().len() + pk.packed().len() + 2);
+        key.extend_from_slice(sub.bytes());
         key.extend_from_slice(value.packed());
-        let pk_elements = foundationdb_tuple::unpack::<Vec<Element<'_>>>(pk.packed()).unwrap_or_default();
-        foundationdb_tuple::pack_into(&(Element::Tuple(pk_elements),), &mut key);
+        if nests_as_is(pk.packed()) {
+            // A tuple of strings and integers nests as its own bytes between 0x05 and 0x00.
+            key.push(NESTED);
+            key.extend_from_slice(pk.packed());
+            key.push(0x00);
+        } else {
+            let pk_elements = foundationdb_tuple::unpack::<Vec<Element<'_>>>(pk.packed()).unwrap_or_default();
+            foundationdb_tuple::pack_into(&(Element::Tuple(pk_elements),), &mut key);
+        }
         key
     }
 
@@ -378,6 +417,29 @@ mod tests {
         assert!(begin <= key && key < end);
         let (begin, end) = ks.index_range(Kind::ALLOC, index, &Tuple::new(&"node-10"));
         assert!(!(begin <= key && key < end));
+    }
+
+    #[test]
+    fn index_keys_nest_primary_keys_exactly_as_the_tuple_layer_does() {
+        let ks = Keyspace::default();
+        let index = Index::new(1, "node");
+        let pks = [
+            Tuple::new(&("default", "a1")),
+            Tuple::new(&("with\0nul", "x")),
+            Tuple::new(&("ns", -70_000i64, 0i64, 1i64, i64::MAX, i64::MIN + 1)),
+            Tuple::new(&(b"\x00\xff".as_slice(), "s")),
+            Tuple::new(&(Element::Nil, "after nil")),
+            Tuple::new(&(1.5f64, "double")),
+        ];
+        for pk in pks {
+            let key = ks.index_key(Kind::ALLOC, index, &Tuple::new(&"v"), &pk);
+            let mut want = ks.index(Kind::ALLOC, index).into_bytes();
+            want.extend_from_slice(Tuple::new(&"v").packed());
+            let elements = foundationdb_tuple::unpack::<Vec<Element<'_>>>(pk.packed()).unwrap();
+            foundationdb_tuple::pack_into(&(Element::Tuple(elements),), &mut want);
+            assert_eq!(key, want, "{pk}");
+            assert_eq!(ks.parse_index_key(Kind::ALLOC, index, &key), Some(pk));
+        }
     }
 
     #[test]
