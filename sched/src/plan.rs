@@ -8,7 +8,7 @@
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
-use stead_model::{AllocClientStatus, AllocId, Allocation, EvalId, JobId, Node, NodeId};
+use stead_model::{AllocClientStatus, AllocDesiredStatus, AllocId, Allocation, EvalId, JobId, Node, NodeId};
 
 use crate::placement::cluster::{DIM_CORES, DIM_CPU, DIM_DISK, DIM_MEMORY, DIM_RESERVED_PORT};
 use crate::placement::{Capacity, Dimension, Usage, usage_of_allocated};
@@ -63,7 +63,29 @@ pub enum PlanUpdate {
     Followup { alloc_id: AllocId, eval_id: EvalId },
 }
 
+impl PlanStop {
+    /// What the stop changes in the allocation's record: desired status `stop` with the
+    /// description, and the client status it carries unless the client already finished.
+    pub fn apply(&self, alloc: &mut Allocation) {
+        alloc.desired_status = AllocDesiredStatus::Stop;
+        alloc.desired_description.clone_from(&self.description);
+        if let Some(status) = &self.client_status
+            && !alloc.client_status.is_terminal()
+        {
+            alloc.client_status = status.clone();
+        }
+    }
+}
+
 impl PlanUpdate {
+    /// What the update changes in the allocation's record.
+    pub fn apply(&self, alloc: &mut Allocation) {
+        match self {
+            PlanUpdate::InPlace { job_version, .. } => alloc.job_version = *job_version,
+            PlanUpdate::Followup { eval_id, .. } => alloc.followup_eval_id = eval_id.clone(),
+        }
+    }
+
     pub fn alloc_id(&self) -> &AllocId {
         match self {
             PlanUpdate::InPlace { alloc_id, .. } | PlanUpdate::Followup { alloc_id, .. } => alloc_id,

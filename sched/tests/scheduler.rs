@@ -10,10 +10,7 @@ use std::fmt::Write as _;
 
 use placement_common::{job, node};
 use proptest::prelude::*;
-use stead_model::{
-    AllocClientStatus, AllocDesiredStatus, Allocation, Constraint, EvalStatus, Evaluation, Job, JobType, Node,
-    NodeStatus,
-};
+use stead_model::{AllocClientStatus, Allocation, Constraint, EvalStatus, Evaluation, Job, JobType, Node, NodeStatus};
 use stead_sched::placement::ClusterView;
 use stead_sched::{EvalInput, Outcome, Plan, PlanUpdate, SchedConfig, Snapshot, schedule};
 
@@ -79,19 +76,11 @@ impl World {
     fn apply(&mut self, plan: &Plan) {
         for np in plan.nodes.values() {
             for stop in &np.stop {
-                let a = self.allocs.iter_mut().find(|a| a.id == stop.alloc_id).expect("stopped alloc exists");
-                a.desired_status = AllocDesiredStatus::Stop;
-                a.desired_description.clone_from(&stop.description);
-                if let Some(status) = &stop.client_status {
-                    a.client_status = status.clone();
-                }
+                stop.apply(self.allocs.iter_mut().find(|a| a.id == stop.alloc_id).expect("stopped alloc exists"));
             }
             for update in &np.update {
-                let a = self.allocs.iter_mut().find(|a| &a.id == update.alloc_id()).expect("updated alloc exists");
-                match update {
-                    PlanUpdate::InPlace { job_version, .. } => a.job_version = *job_version,
-                    PlanUpdate::Followup { eval_id, .. } => a.followup_eval_id = eval_id.clone(),
-                }
+                update
+                    .apply(self.allocs.iter_mut().find(|a| &a.id == update.alloc_id()).expect("updated alloc exists"));
             }
             for placed in &np.place {
                 // The commit points the replaced allocation at its replacement.

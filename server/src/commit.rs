@@ -26,7 +26,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use stead_sched::decide::NodeDecision;
 use stead_sched::plan::{commit_order, stored_alloc_usage};
 use stead_sched::{NodeCheck, NodeUsage, Plan, PlanUpdate, Rejection, decide_node, decide_plan};
-use stead_store::model::{AllocDesiredStatus, AllocId, Allocation, Evaluation, Job, NodeId};
+use stead_store::model::{AllocId, Allocation, Evaluation, Job, NodeId};
 use stead_store::records::keys as record_keys;
 use stead_store::schema::{JobModify, PutOptions, encoding};
 use stead_store::{ReadMode, Transaction, Version};
@@ -90,6 +90,16 @@ pub struct CommitReport {
     pub chunks: usize,
     /// Set when the evaluation was completed with the last chunk.
     pub finished: Option<Finished>,
+    /// What was written, per node of the plan: how many of its placements (the first ones,
+    /// in plan order) and whether its stops and updates.
+    pub applied: BTreeMap<NodeId, Applied>,
+}
+
+/// What a commit wrote of one node's part of a plan.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+pub struct Applied {
+    pub placed: usize,
+    pub stops_and_updates: bool,
 }
 
 /// How the evaluation was completed.
@@ -108,6 +118,8 @@ pub enum Finished {
 #[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
 struct ChunkDone {
     rejected: Vec<(String, String, usize)>,
+    #[serde(default)]
+    applied: Vec<(String, Applied)>,
     placed: usize,
     stopped: usize,
     updated: usize,
@@ -181,6 +193,7 @@ pub async fn commit_plan(
             report.dropped_placements += dropped;
             report.rejected.insert(NodeId::from(node), rejection_from(&reason));
         }
+        report.applied.extend(done.applied.into_iter().map(|(node, applied)| (NodeId::from(node), applied)));
         if done.finished.is_some() {
             report.finished = done.finished;
         }
@@ -284,6 +297,8 @@ async fn commit_chunk(
         if let Some(r) = &decision.rejection {
             done.rejected.push((node.to_string(), rejection_text(r), np.place.len() - decision.placed));
         }
+        let applied = Applied { placed: decision.placed, stops_and_updates: decision.keeps_stops_and_updates };
+        done.applied.push((node.to_string(), applied));
         if let Some(after) = &decision.usage {
             usage::put_usage(store, tx, after)?;
             logged.push(node.as_str());
@@ -298,23 +313,13 @@ async fn commit_chunk(
         let records = &current[node];
         for (stop, record) in np.stop.iter().zip(records) {
             let Some(mut alloc) = record.clone() else { continue };
-            alloc.desired_status = AllocDesiredStatus::Stop;
-            alloc.desired_description.clone_from(&stop.description);
-            if let Some(status) = &stop.client_status
-                && !alloc.client_status.is_terminal()
-            {
-                alloc.client_status = status.clone();
-            }
+            stop.apply(&mut alloc);
             changed.insert(alloc.id.clone(), alloc);
             done.stopped += 1;
         }
         for (update, record) in np.update.iter().zip(&records[np.stop.len()..]) {
             let Some(record) = record else { continue };
-            let alloc = changed.entry(record.id.clone()).or_insert_with(|| record.clone());
-            match update {
-                PlanUpdate::InPlace { job_version, .. } => alloc.job_version = *job_version,
-                PlanUpdate::Followup { eval_id, .. } => alloc.followup_eval_id = eval_id.clone(),
-            }
+            update.apply(changed.entry(record.id.clone()).or_insert_with(|| record.clone()));
             done.updated += 1;
         }
     }

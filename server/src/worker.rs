@@ -8,8 +8,11 @@
 //! 2. `stead_sched::schedule` with the seed of (cluster seed, evaluation, attempt);
 //! 3. [`commit_plan`], which completes the evaluation with its last chunk when no node of
 //!    the plan was dropped;
-//! 4. otherwise (nodes dropped at commit, or the job changed) try again from a fresh
-//!    snapshot: at most `attempts_service` (5) or `attempts_batch` (2) attempts in a row
+//! 4. otherwise (placements dropped at commit, or the job changed) try again: from a
+//!    fresh cluster view and the job's state as the partial commit left it (known
+//!    exactly: only the lease holder writes the job's allocations; client updates since
+//!    then create evaluations of their own), or from a fresh read of the job when it
+//!    changed. At most `attempts_service` (5) or `attempts_batch` (2) attempts in a row
 //!    without progress, as Nomad; an attempt that placed something resets that count, up
 //!    to `attempts_total_max`. Then the evaluation fails with a blocked evaluation
 //!    (`max-plan-attempts`).
@@ -25,12 +28,13 @@
 //!
 //! [`Workers::shutdown`] lets each worker finish the evaluation it holds, then stop.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use stead_sched::ids::attempt_seed;
 use stead_sched::{EvalInput, Outcome, SchedConfig, Snapshot, schedule};
-use stead_store::model::{EvalId, EvalStatus, EvalTrigger, Evaluation, JobId, JobType};
+use stead_store::model::{AllocId, EvalId, EvalStatus, EvalTrigger, Evaluation, JobId, JobType};
 use stead_store::{ReadMode, Version};
 use tokio::sync::{mpsc, watch};
 use tracing::{Instrument, debug, info_span, warn};
@@ -41,7 +45,7 @@ use crate::error::ServerError;
 use crate::keys::Store;
 use crate::metrics::SchedMetrics;
 use crate::queue::{self, Claim, ClaimAttempt, QueueConfig, Reclaimed};
-use crate::snapshot::{ClusterCache, read_job_state};
+use crate::snapshot::{ClusterCache, JobState, read_job_state};
 
 /// How the workers of one process run.
 #[derive(Debug, Clone)]
@@ -304,6 +308,7 @@ async fn process_claim(ctx: &Ctx, worker: &str, mut claim: Claim) -> EvalReport 
     let mut renewed = Instant::now();
     let renew_after = ctx.config.queue.lease_ttl / 3;
     let mut last_snapshot: Version = 0;
+    let mut carried: Option<JobState> = None;
     report.outcome = loop {
         if fruitless >= fruitless_max.max(1) || report.attempts >= ctx.config.attempts_total_max {
             break fail_exhausted(ctx, &claim, report.attempts, last_snapshot).await;
@@ -320,8 +325,8 @@ async fn process_claim(ctx: &Ctx, worker: &str, mut claim: Claim) -> EvalReport 
         if attempt > 0 {
             ctx.metrics.retries.inc();
         }
-        match attempt_once(ctx, &claim, attempt).await {
-            Ok((commit, snapshot_version)) => {
+        match attempt_once(ctx, &claim, attempt, carried.take()).await {
+            Ok(Attempted { commit, snapshot_version, after }) => {
                 last_snapshot = snapshot_version;
                 report.placed += commit.placed;
                 report.stopped += commit.stopped;
@@ -337,6 +342,7 @@ async fn process_claim(ctx: &Ctx, worker: &str, mut claim: Claim) -> EvalReport 
                     None => {
                         debug!(attempt, dropped = commit.dropped_placements, "nodes dropped at commit; trying again");
                         fruitless = if commit.placed > 0 { 0 } else { fruitless + 1 };
+                        carried = Some(after);
                     }
                 }
             }
@@ -353,13 +359,26 @@ async fn process_claim(ctx: &Ctx, worker: &str, mut claim: Claim) -> EvalReport 
 }
 
 /// One scheduling attempt: snapshot, schedule, commit.
+/// What one attempt left behind: its commit, and the job's state as the commit left it
+/// (for the next attempt to start from, without reading the job again).
+struct Attempted {
+    commit: crate::commit::CommitReport,
+    snapshot_version: Version,
+    after: JobState,
+}
+
+/// One scheduling attempt: snapshot, schedule, commit. `carried`: the job's state as the
+/// previous attempt's partial commit left it, which saves reading the job's allocations
+/// again; the cluster view is always read fresh.
 async fn attempt_once(
     ctx: &Ctx,
     claim: &Claim,
     attempt: u32,
-) -> Result<(crate::commit::CommitReport, Version), ServerError> {
+    carried: Option<JobState>,
+) -> Result<Attempted, ServerError> {
     let store = &ctx.store;
     let eval = &claim.eval;
+    let carried = carried.as_ref();
     // One read-only transaction (retried on retryable errors such as transaction_too_old).
     // The cache may already be newer than this transaction (another worker refreshed it):
     // a newer view of other jobs' placements is only more accurate, and this job's
@@ -372,7 +391,12 @@ async fn attempt_once(
                 cache.refresh(store, &tx).await?;
                 cache.view()
             };
-            let state = read_job_state(store, &tx, &eval.namespace, eval.job_id.as_str()).await?;
+            let state = match carried {
+                // Client updates since (task states, terminal allocations) are not seen
+                // here; the evaluations they create run after this one.
+                Some(state) => JobState { version: tx.get_read_version().await?, ..state.clone() },
+                None => read_job_state(store, &tx, &eval.namespace, eval.job_id.as_str()).await?,
+            };
             Ok::<_, ServerError>((view, state))
         })
         .await?;
@@ -390,7 +414,42 @@ async fn attempt_once(
     let started = Instant::now();
     let commit = commit_plan(store, &ctx.config.commit, claim, &outcome.plan, &token, Some(&finish), now).await?;
     ctx.metrics.plan_seconds.observe(started.elapsed().as_secs_f64());
-    Ok((commit, state.version))
+    let snapshot_version = state.version;
+    let after = if commit.finished.is_some() { state } else { apply_committed(state, &outcome.plan, &commit) };
+    Ok(Attempted { commit, snapshot_version, after })
+}
+
+/// The job's state after a commit wrote `commit.applied` of `plan`: the same changes to
+/// the allocation records the commit made.
+fn apply_committed(mut state: JobState, plan: &stead_sched::Plan, commit: &crate::commit::CommitReport) -> JobState {
+    let mut position: BTreeMap<AllocId, usize> =
+        state.allocs.iter().enumerate().map(|(i, a)| (a.id.clone(), i)).collect();
+    for (node, np) in &plan.nodes {
+        let Some(applied) = commit.applied.get(node) else { continue };
+        if applied.stops_and_updates {
+            for stop in &np.stop {
+                if let Some(&i) = position.get(&stop.alloc_id) {
+                    stop.apply(&mut state.allocs[i]);
+                }
+            }
+            for update in &np.update {
+                if let Some(&i) = position.get(update.alloc_id()) {
+                    update.apply(&mut state.allocs[i]);
+                    if matches!(update, stead_sched::PlanUpdate::InPlace { .. }) {
+                        state.allocs[i].job = None;
+                    }
+                }
+            }
+        }
+        for placed in &np.place[..applied.placed.min(np.place.len())] {
+            if let Some(&i) = position.get(&placed.previous_allocation) {
+                state.allocs[i].next_allocation = placed.id.clone();
+            }
+            position.insert(placed.id.clone(), state.allocs.len());
+            state.allocs.push(placed.clone());
+        }
+    }
+    state
 }
 
 /// How the evaluation is stored when the plan commits whole.

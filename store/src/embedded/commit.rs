@@ -114,7 +114,8 @@ impl Committer {
         let horizon = self.published.version() - WINDOW_VERSIONS - TRIM_MARGIN_VERSIONS;
         let index = self.published.index.clone();
         index.raise_horizon(horizon);
-        let mut writer = BatchWriter { index: &index, version, horizon, changes: Vec::new(), trims: &mut self.trims };
+        let mut writer =
+            BatchWriter { index: &index, version, horizon, changes: Vec::new(), flushed: 0, trims: &mut self.trims };
         let mut current = BatchInProgress::default();
         let mut acks = Vec::with_capacity(batch.len());
         let mut order: u16 = 0;
@@ -135,6 +136,7 @@ impl Committer {
             // A refusal does not wait for anyone's durability.
             let _ = req.reply.send(Err(refused));
         }
+        writer.flush();
         let changes = writer.changes;
         self.resolver.record(current, version);
         if !acks.is_empty()
@@ -203,16 +205,34 @@ struct BatchWriter<'a> {
     index: &'a Index,
     version: Version,
     horizon: Version,
+    /// Every write of the batch, in order; those from `flushed` on are not in the index yet.
     changes: Vec<(Bytes, Option<Bytes>)>,
+    flushed: usize,
     trims: &'a mut TrimQueue,
 }
 
+/// Writes go into the index this many at a time, under one hold of its lock: fewer lock
+/// round trips than one per key, and a bounded wait for readers.
+const INDEX_WRITES_PER_LOCK: usize = 256;
+
 impl BatchWriter<'_> {
     fn put(&mut self, key: Bytes, value: Option<Bytes>) {
-        if self.index.write(key.clone(), self.version, value.clone(), self.horizon) {
-            self.trims.push(self.version, key.clone());
-        }
         self.changes.push((key, value));
+        if self.changes.len() - self.flushed >= INDEX_WRITES_PER_LOCK {
+            self.flush();
+        }
+    }
+
+    /// Writes the pending writes into the index (before anything reads it, and at the end).
+    fn flush(&mut self) {
+        let pending = &self.changes[self.flushed..];
+        if pending.is_empty() {
+            return;
+        }
+        for key in self.index.write_many(pending, self.version, self.horizon) {
+            self.trims.push(self.version, key);
+        }
+        self.flushed = self.changes.len();
     }
 
     /// Applies one transaction's mutations in order; returns the write conflict ranges of
@@ -224,6 +244,7 @@ impl BatchWriter<'_> {
                 Mutation::Set(k, v) => self.put(k.clone(), Some(v.clone())),
                 Mutation::Clear(k) => self.put(k.clone(), None),
                 Mutation::ClearRange(b, e) => {
+                    self.flush();
                     for k in self.index.live_keys(b, e) {
                         self.put(k, None);
                     }
@@ -237,6 +258,7 @@ impl BatchWriter<'_> {
                     self.put(k.clone(), Some(place_versionstamp(v, stamp)))
                 }
                 Mutation::Atomic(k, op, param) => {
+                    self.flush();
                     let current = self.index.latest(k);
                     let next = apply_atomic(*op, current.as_deref(), param);
                     self.put(k.clone(), next)

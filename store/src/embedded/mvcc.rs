@@ -105,17 +105,34 @@ impl Index {
     /// Writes `value` for `key` at `version` (newer than every entry), dropping entries
     /// no reader at or after `horizon` can see. Returns true when the key still holds
     /// more than its newest entry or only a deletion, so a later `trim` should revisit it.
+    #[cfg(test)]
     pub(crate) fn write(&self, key: Bytes, version: Version, value: Option<Bytes>, horizon: Version) -> bool {
+        !self.write_many(&[(key, value)], version, horizon).is_empty()
+    }
+
+    /// `write` for several keys under one hold of the lock; returns the keys that now need
+    /// trimming (as `write` says per key).
+    pub(crate) fn write_many(
+        &self,
+        writes: &[(Bytes, Option<Bytes>)],
+        version: Version,
+        horizon: Version,
+    ) -> Vec<Bytes> {
         let mut map = self.map.write();
-        let chain = map.entry(key).or_default();
-        debug_assert!(chain.last().is_none_or(|(v, _)| *v <= version), "versions only grow");
-        trim_chain(chain, horizon);
-        match chain.last_mut() {
-            // Two writes in one batch: the later wins, no reader can see the earlier.
-            Some((v, old)) if *v == version => *old = value,
-            _ => chain.push((version, value)),
+        let mut to_trim = Vec::new();
+        for (key, value) in writes {
+            let chain = map.entry(key.clone()).or_default();
+            debug_assert!(chain.last().is_none_or(|(v, _)| *v <= version), "versions only grow");
+            trim_chain(chain, horizon);
+            match chain.last_mut() {
+                Some((v, old)) if *v == version => *old = value.clone(),
+                _ => chain.push((version, value.clone())),
+            }
+            if chain.len() > 1 || chain[0].1.is_none() {
+                to_trim.push(key.clone());
+            }
         }
-        chain.len() > 1 || chain[0].1.is_none()
+        to_trim
     }
 
     /// Drops what no reader at or after `horizon` can see of `key`; removes the key when
