@@ -378,12 +378,12 @@ async fn attempt_once(
 ) -> Result<Attempted, ServerError> {
     let store = &ctx.store;
     let eval = &claim.eval;
-    let carried = carried.as_ref();
+    let carrying = carried.is_some();
     // One read-only transaction (retried on retryable errors such as transaction_too_old).
     // The cache may already be newer than this transaction (another worker refreshed it):
     // a newer view of other jobs' placements is only more accurate, and this job's
     // allocations change only under its lease, which this worker holds.
-    let (view, state) = store
+    let (view, version, read) = store
         .db
         .run(|tx, _| async move {
             let view = {
@@ -391,15 +391,17 @@ async fn attempt_once(
                 cache.refresh(store, &tx).await?;
                 cache.view()
             };
-            let state = match carried {
+            let read = if carrying {
                 // Client updates since (task states, terminal allocations) are not seen
                 // here; the evaluations they create run after this one.
-                Some(state) => JobState { version: tx.get_read_version().await?, ..state.clone() },
-                None => read_job_state(store, &tx, &eval.namespace, eval.job_id.as_str()).await?,
+                None
+            } else {
+                Some(read_job_state(store, &tx, &eval.namespace, eval.job_id.as_str()).await?)
             };
-            Ok::<_, ServerError>((view, state))
+            Ok::<_, ServerError>((view, tx.get_read_version().await?, read))
         })
         .await?;
+    let state = read.unwrap_or_else(|| JobState { version, ..carried.unwrap_or_default() });
     let now = ctx.env.now_ns();
     let snapshot = Snapshot {
         job: state.job.as_ref(),
@@ -422,8 +424,13 @@ async fn attempt_once(
 /// The job's state after a commit wrote `commit.applied` of `plan`: the same changes to
 /// the allocation records the commit made.
 fn apply_committed(mut state: JobState, plan: &stead_sched::Plan, commit: &crate::commit::CommitReport) -> JobState {
-    let mut position: BTreeMap<AllocId, usize> =
-        state.allocs.iter().enumerate().map(|(i, a)| (a.id.clone(), i)).collect();
+    let changes_existing =
+        plan.nodes.values().any(|np| !np.stop.is_empty() || !np.update.is_empty() || np.place.iter().any(|a| !a.previous_allocation.is_empty()));
+    let position: BTreeMap<AllocId, usize> = if changes_existing {
+        state.allocs.iter().enumerate().map(|(i, a)| (a.id.clone(), i)).collect()
+    } else {
+        BTreeMap::new()
+    };
     for (node, np) in &plan.nodes {
         let Some(applied) = commit.applied.get(node) else { continue };
         if applied.stops_and_updates {
@@ -445,7 +452,6 @@ fn apply_committed(mut state: JobState, plan: &stead_sched::Plan, commit: &crate
             if let Some(&i) = position.get(&placed.previous_allocation) {
                 state.allocs[i].next_allocation = placed.id.clone();
             }
-            position.insert(placed.id.clone(), state.allocs.len());
             state.allocs.push(placed.clone());
         }
     }
