@@ -13,7 +13,8 @@
 //!    replacements) with one [`GroupPlacer`] per group; a rescheduled allocation avoids the
 //!    node it failed on. After a group's first failure the rest of its placements are
 //!    counted as failed without scanning again (usage only grows within one plan), as
-//!    Nomad's `CoalescedFailures`. A destructive update whose replacement finds no node
+//!    Nomad's `CoalescedFailures` — except destructive replacements, which may fit where
+//!    their own old allocation was. A destructive update whose replacement finds no node
 //!    keeps its old allocation running (the stop is withdrawn), as Nomad does.
 //! 5. System jobs: a node that is filtered out (constraints, drivers) simply does not run
 //!    the job; only exhausted nodes count as failed placements.
@@ -176,8 +177,10 @@ pub fn schedule(snapshot: &Snapshot<'_>, input: &EvalInput<'_>) -> Outcome {
                     if let Some(stop) = destructive_stop {
                         apply_stop(&mut out.plan, &mut view, &by_id, stop);
                     }
+                    // After a failure, more of the same ask cannot fit (usage only grew),
+                    // unless a destructive update just freed its allocation's resources.
                     let failed_before = out.failed_tg_allocs.contains_key(name);
-                    let result = if failed_before && !system {
+                    let result = if failed_before && !system && destructive_stop.is_none() {
                         None
                     } else {
                         placer.penalty_nodes.clear();

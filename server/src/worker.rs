@@ -424,8 +424,9 @@ async fn attempt_once(
 /// The job's state after a commit wrote `commit.applied` of `plan`: the same changes to
 /// the allocation records the commit made.
 fn apply_committed(mut state: JobState, plan: &stead_sched::Plan, commit: &crate::commit::CommitReport) -> JobState {
-    let changes_existing =
-        plan.nodes.values().any(|np| !np.stop.is_empty() || !np.update.is_empty() || np.place.iter().any(|a| !a.previous_allocation.is_empty()));
+    let changes_existing = plan.nodes.values().any(|np| {
+        !np.stop.is_empty() || !np.update.is_empty() || np.place.iter().any(|a| !a.previous_allocation.is_empty())
+    });
     let position: BTreeMap<AllocId, usize> = if changes_existing {
         state.allocs.iter().enumerate().map(|(i, a)| (a.id.clone(), i)).collect()
     } else {

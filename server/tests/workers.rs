@@ -127,3 +127,96 @@ async fn system_jobs_run_on_every_feasible_node_including_new_ones() {
     assert_eq!(check_usage(&store).await, 6);
     workers.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_blocked_job_is_placed_when_another_jobs_allocations_finish() {
+    let (store, env) = (store(), Env::system());
+    add_nodes(&store, &env, 1, 1000, 4096).await;
+    let (workers, mut rx) = start_workers(&store, &env, fast_config(2));
+    jobs::register(&store, &env, fixtures::job("first", JobType::Batch, 2, 500, 128), None).await.unwrap();
+    wait_until(&mut rx, |r| !r.is_empty()).await;
+    jobs::register(&store, &env, fixtures::job("second", JobType::Batch, 1, 500, 128), None).await.unwrap();
+    let r = wait_until(&mut rx, |r| !r.is_empty()).await;
+    assert_eq!(r[0].outcome, EvalOutcome::Blocked);
+    // The client reports the first job's allocations complete: usage is freed, capacity
+    // signalled, the blocked evaluation runs again.
+    let mut done = live_allocs(&store, "first").await;
+    for a in &mut done {
+        a.client_status = stead_store::model::AllocClientStatus::Complete;
+    }
+    assert_eq!(stead_server::allocs::update_from_client(&store, &env, &done).await.unwrap(), 2);
+    let r = wait_until(&mut rx, |r| r.iter().any(|r| r.placed == 1)).await;
+    assert!(r.iter().any(|r| r.outcome == EvalOutcome::Complete), "{r:#?}");
+    assert_eq!(live_allocs(&store, "second").await.len(), 1);
+    assert_eq!(check_usage(&store).await, 1);
+    workers.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_all_at_once_job_commits_its_plan_whole_and_queues_what_found_no_node() {
+    let (store, env) = (store(), Env::system());
+    add_nodes(&store, &env, 2, 1000, 4096).await;
+    let (workers, mut rx) = start_workers(&store, &env, fast_config(1));
+    let mut gang = fixtures::job("gang", JobType::Batch, 5, 400, 128);
+    gang.all_at_once = true;
+    jobs::register(&store, &env, gang, None).await.unwrap();
+    let r = wait_until(&mut rx, |r| !r.is_empty()).await;
+    // Four of five fit: the scheduler reports the fifth; the plan holds four placements,
+    // which commit. As in Nomad, all-at-once concerns the commit (every placement of the
+    // plan or none, never a partial commit), not the count.
+    assert_eq!(r[0].outcome, EvalOutcome::Blocked);
+    assert_eq!(live_allocs(&store, "gang").await.len(), 4);
+    assert_eq!(check_usage(&store).await, 4);
+    workers.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_dry_run_shows_what_a_register_would_do_and_commits_nothing() {
+    let (store, env) = (store(), Env::system());
+    add_nodes(&store, &env, 2, 1000, 4096).await;
+    let mut cache = stead_server::snapshot::ClusterCache::new();
+    let config = stead_sched::SchedConfig::default();
+    let web = fixtures::job("web", JobType::Service, 3, 400, 128);
+    let dry = stead_server::dry_run::dry_run(&store, &mut cache, &env, &config, 1, &web).await.unwrap();
+    assert_eq!(dry.job_modify_index, 0);
+    assert!(dry.stored.is_none());
+    assert_eq!(dry.outcome.desired_tg_updates["g"].place, 3);
+    assert!(dry.outcome.failed_tg_allocs.is_empty());
+    assert!(allocs_of(&store, "web").await.is_empty(), "nothing was written");
+    assert_eq!(stead_server::queue::counts(&store, 10).await.unwrap(), Default::default());
+
+    // Registered and placed, then planned again with a destructive change and more than fits.
+    let (workers, mut rx) = start_workers(&store, &env, fast_config(1));
+    let reg = jobs::register(&store, &env, web.clone(), None).await.unwrap();
+    wait_until(&mut rx, |r| !r.is_empty()).await;
+    workers.shutdown().await;
+    let mut changed = web.clone();
+    changed.task_groups[0].count = Some(6);
+    changed.task_groups[0].tasks[0].config.insert("image".to_owned(), serde_json::json!("v2"));
+    let dry = stead_server::dry_run::dry_run(&store, &mut cache, &env, &config, 1, &changed).await.unwrap();
+    assert_eq!(dry.job_modify_index, reg.job_modify_index, "-check-index compares against this");
+    let d = &dry.outcome.desired_tg_updates["g"];
+    // The service default `update` block rolls one allocation at a time (max_parallel 1).
+    assert_eq!((d.destructive_update, d.ignore, d.place), (1, 2, 3), "{d:?}");
+    // Two nodes of 1000 MHz hold four of 400 MHz: two of the six find no node.
+    assert_eq!(dry.outcome.queued_allocations["g"], 2);
+    assert_eq!(dry.outcome.failed_tg_allocs["g"].dimension_exhausted.get("cpu"), Some(&2));
+    assert_eq!(live_allocs(&store, "web").await.len(), 3, "the dry run changed nothing");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn worker_metrics_count_evaluations_and_placements_in_prometheus_text() {
+    let (store, env) = (store(), Env::system());
+    add_nodes(&store, &env, 2, 4000, 8192).await;
+    let registry = prometheus::Registry::new();
+    let metrics = stead_server::metrics::SchedMetrics::new(&registry).unwrap();
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    let workers = stead_server::worker::start(store.clone(), env.clone(), fast_config(2), metrics, Some(tx));
+    jobs::register(&store, &env, fixtures::job("web", JobType::Service, 4, 100, 64), None).await.unwrap();
+    wait_until(&mut rx, |r| !r.is_empty()).await;
+    workers.shutdown().await;
+    let text = stead_server::metrics::render(&registry);
+    assert!(text.contains("stead_sched_evals_total{outcome=\"complete\"} 1"), "{text}");
+    assert!(text.contains("stead_sched_placements_total 4"), "{text}");
+    assert!(text.contains("stead_sched_plan_seconds_count"), "{text}");
+}
