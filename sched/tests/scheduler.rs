@@ -246,7 +246,7 @@ fn exhausted_capacity_is_reported_with_coalesced_failures() {
     check(
         &mut w,
         1,
-        "n0: place web.g[0] web.g[2]\nn1: place web.g[1] web.g[3]\n\
+        "n0: place web.g[1] web.g[3]\nn1: place web.g[0] web.g[2]\n\
          failed g: queued 1 exhausted 2 {\"cpu\": 2} filtered 0 {} coalesced 0\n\
          g: place 5 stop 0 inplace 0 destructive 0 migrate 0 ignore 0 reschedule now 0 later 0",
     );

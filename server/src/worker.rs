@@ -151,6 +151,7 @@ struct Ctx {
 pub struct Workers {
     shutdown: watch::Sender<bool>,
     handles: Vec<tokio::task::JoinHandle<()>>,
+    ctx: Arc<Ctx>,
 }
 
 /// Starts `config.workers` workers on the current runtime.
@@ -170,10 +171,17 @@ pub fn start(
             tokio::spawn(async move { run_worker(ctx, i, rx).await })
         })
         .collect();
-    Workers { shutdown, handles }
+    Workers { shutdown, handles, ctx }
 }
 
 impl Workers {
+    /// Loads the workers' cluster cache now rather than on the first evaluation (a server
+    /// does this when it starts; a cluster of 100,000 nodes takes a second or two).
+    pub async fn warm_up(&self) -> Result<(), ServerError> {
+        let ctx = &self.ctx;
+        ctx.store.db.run(|tx, _| async move { ctx.cache.lock().await.refresh(&ctx.store, &tx).await }).await
+    }
+
     /// Asks every worker to stop after the evaluation it holds, and waits for them.
     pub async fn shutdown(self) {
         let _ = self.shutdown.send(true);

@@ -27,8 +27,8 @@ mod stack;
 mod tests;
 
 pub use cluster::{
-    AllocEntry, Ask, Capacity, ClusterView, Dimension, NodeSet, NodeView, StaticPort, Taken, Usage, alloc_usage,
-    usage_of_allocated,
+    AllocEntry, Ask, Candidates, Capacity, ClusterView, Dimension, NodeSet, NodeView, StaticPort, Taken, Usage,
+    alloc_usage, usage_of_allocated,
 };
 pub use stack::{
     Algorithm, FILTER_DEVICES, FILTER_DISTINCT_HOSTS, FILTER_DRIVERS, FILTER_HOST_VOLUMES, GroupPlacement, GroupPlacer,

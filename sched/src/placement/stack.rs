@@ -9,8 +9,8 @@ use stead_model::{
     TaskGroup,
 };
 
-use super::cluster::{AllocEntry, Ask, ClusterView, NodeView, Taken};
-use super::constraint::{RegexCache, check_operator, glob_match, resolve_target, target_is_unique};
+use super::cluster::{AllocEntry, Ask, ClusterView, NodeView, Taken, is_candidate, job_pool};
+use super::constraint::{RegexCache, check_operator, resolve_target, target_is_unique};
 use super::rng::SplitMix64;
 
 /// How nodes are scored for fit (Nomad's `SchedulerAlgorithm`).
@@ -146,6 +146,8 @@ pub struct GroupPlacer<'j> {
     config: PlaceConfig,
     rng: SplitMix64,
     candidates: Vec<usize>,
+    /// `candidates[..shuffled]` are in their shuffled order; the rest are not drawn yet.
+    shuffled: usize,
     cursor: usize,
     limit: usize,
     /// Job constraints first, then group and task constraints.
@@ -190,31 +192,20 @@ fn constraint_key(c: &Constraint) -> String {
 
 impl<'j> GroupPlacer<'j> {
     pub fn new(job: &'j Job, group: &'j TaskGroup, view: &ClusterView, seed: u64, config: PlaceConfig) -> Self {
-        let mut rng = SplitMix64::new(seed);
-        let pool = if job.node_pool.is_empty() { "default" } else { job.node_pool.as_str() };
+        let rng = SplitMix64::new(seed);
+        let pool = job_pool(&job.node_pool);
         let star = ["*".to_owned()];
         let datacenters: &[String] = if job.datacenters.is_empty() { &star } else { &job.datacenters };
-        let mut base_metric = AllocMetric { node_pool: pool.to_owned(), ..AllocMetric::default() };
-        let mut candidates = Vec::new();
-        for (i, nv) in view.iter().enumerate() {
-            let node = &nv.node;
-            let node_pool = if node.node_pool.is_empty() { "default" } else { node.node_pool.as_str() };
-            if pool != "all" && node_pool != pool {
-                continue;
-            }
-            base_metric.nodes_in_pool += 1;
-            if !node.is_schedulable() || !datacenters.iter().any(|dc| glob_match(dc, &node.datacenter)) {
-                continue;
-            }
-            match base_metric.nodes_available.get_mut(&node.datacenter) {
-                Some(n) => *n += 1,
-                None => {
-                    base_metric.nodes_available.insert(node.datacenter.clone(), 1);
-                }
-            }
-            candidates.push(i);
-        }
-        rng.shuffle(&mut candidates);
+        let memo = view.candidates(pool, datacenters);
+        let base_metric = AllocMetric {
+            node_pool: pool.to_owned(),
+            nodes_in_pool: memo.nodes_in_pool,
+            nodes_available: memo.nodes_available.clone(),
+            ..AllocMetric::default()
+        };
+        // Shuffled lazily (Fisher–Yates as the scan goes): a placement run looks at a few
+        // thousand of a hundred thousand candidates, not at all of them.
+        let candidates = memo.indexes.clone();
 
         let mut class_constraints = Vec::new();
         let mut node_constraints = Vec::new();
@@ -303,6 +294,7 @@ impl<'j> GroupPlacer<'j> {
             config,
             rng,
             candidates,
+            shuffled: 0,
             cursor: 0,
             limit,
             class_constraints,
@@ -540,6 +532,11 @@ impl<'j> GroupPlacer<'j> {
         let mut skipped: Vec<Scored> = Vec::new();
         let mut visited = 0;
         while visited < n && seen.len() < self.limit {
+            if self.cursor == self.shuffled && self.shuffled < n {
+                let j = self.shuffled + self.rng.below((n - self.shuffled) as u64) as usize;
+                self.candidates.swap(self.shuffled, j);
+                self.shuffled += 1;
+            }
             let index = self.candidates[self.cursor];
             self.cursor = (self.cursor + 1) % n;
             visited += 1;
@@ -575,7 +572,11 @@ impl<'j> GroupPlacer<'j> {
     /// feasible and have room; the metric says why not otherwise.
     pub fn place_on(&mut self, view: &mut ClusterView, node_id: &NodeId) -> Result<Placement, Box<AllocMetric>> {
         let mut metric = self.base_metric.clone();
-        let Some(index) = view.index_of(node_id).filter(|i| self.candidates.contains(i)) else {
+        let pool = job_pool(&self.job.node_pool);
+        let star = ["*".to_owned()];
+        let datacenters: &[String] = if self.job.datacenters.is_empty() { &star } else { &self.job.datacenters };
+        let Some(index) = view.index_of(node_id).filter(|&i| is_candidate(&view.node_at(i).node, pool, datacenters))
+        else {
             return Err(Box::new(metric));
         };
         let Some(option) = self.evaluate(view, index, &mut metric) else {

@@ -289,3 +289,35 @@ fn cores_are_reserved_exclusively_and_cost_their_mhz() {
     assert!(a.cores.iter().all(|c| !b.cores.contains(c)), "{:?} {:?}", a.cores, b.cores);
     assert_eq!(v.fits(&Ask { cores: 1, ..Ask::default() }), Err(super::cluster::DIM_CORES));
 }
+
+fn named(id: &str, dc: &str) -> Node {
+    Node { id: id.into(), datacenter: dc.to_owned(), ..node() }
+}
+
+#[test]
+fn candidates_are_memoized_per_node_set_and_follow_node_changes_but_not_usage_changes() {
+    use std::sync::Arc;
+
+    use super::cluster::NodeSet;
+
+    let set = |nodes: Vec<Node>| NodeSet::new(nodes.into_iter().map(|n| Arc::new(NodeView::new(Arc::new(n)))));
+    let mut s = set(vec![named("a", "dc1"), named("b", "dc2"), named("c", "dc1")]);
+    let dcs = vec!["dc1".to_owned()];
+    let first = s.candidates("default", &dcs);
+    assert_eq!(first.indexes, vec![0, 2]);
+    assert_eq!((first.nodes_in_pool, first.nodes_available.get("dc1")), (3, Some(&2)));
+    assert!(Arc::ptr_eq(&first, &s.candidates("default", &dcs)), "memoized");
+    assert_eq!(s.candidates("default", &["*".to_owned()]).indexes, vec![0, 1, 2]);
+
+    // A usage change keeps the node record: the memo stays.
+    let mut busier = NodeView::clone(s.get(&"a".into()).unwrap());
+    busier.usage.cpu_mhz = 100;
+    s.update(vec![Arc::new(busier)], &Default::default());
+    assert!(Arc::ptr_eq(&first, &s.candidates("default", &dcs)));
+
+    // A node turning ineligible is a record change: candidates are computed again.
+    let mut off = named("c", "dc1");
+    off.scheduling_eligibility = SchedulingEligibility::Ineligible;
+    s.update(vec![Arc::new(NodeView::new(Arc::new(off)))], &Default::default());
+    assert_eq!(s.candidates("default", &dcs).indexes, vec![0]);
+}
