@@ -26,7 +26,10 @@ use crate::error::{Error, ErrorCode, Result};
 use crate::types::{Version, key_after};
 
 /// A key's versions, oldest first; never empty.
-type Chain = Vec<(Version, Option<Bytes>)>;
+///
+/// A deque: a hot key (a signal written by every enqueue, say) holds a version per write
+/// of the last few seconds, and trimming drops from its front in O(1) per version.
+type Chain = VecDeque<(Version, Option<Bytes>)>;
 
 /// Entries a range scan reads per lock hold: bounds how long a scan keeps the committer
 /// waiting.
@@ -44,13 +47,14 @@ fn too_old(at: Version) -> Error {
 }
 
 fn visible(chain: &Chain, at: Version) -> Option<&Bytes> {
-    chain.iter().rev().find(|(v, _)| *v <= at).and_then(|(_, value)| value.as_ref())
+    let newer = chain.partition_point(|(v, _)| *v <= at);
+    newer.checked_sub(1).and_then(|i| chain[i].1.as_ref())
 }
 
 impl Index {
     /// Fills a new index with recovered data, all at `version`.
     pub(crate) fn load(data: impl IntoIterator<Item = (Bytes, Bytes)>, version: Version) -> Index {
-        let map = data.into_iter().map(|(k, v)| (k, vec![(version, Some(v))])).collect();
+        let map = data.into_iter().map(|(k, v)| (k, VecDeque::from([(version, Some(v))]))).collect();
         Index { map: RwLock::new(map), oldest_readable: AtomicI64::new(Version::MIN) }
     }
 
@@ -73,7 +77,7 @@ impl Index {
 
     /// The newest value of `key`, whatever its version: the committer's view.
     pub(crate) fn latest(&self, key: &[u8]) -> Option<Bytes> {
-        self.map.read().get(key).and_then(|chain| chain.last()).and_then(|(_, v)| v.clone())
+        self.map.read().get(key).and_then(|chain| chain.back()).and_then(|(_, v)| v.clone())
     }
 
     /// Key-values of `[begin, end)` visible at `at`, in key order or reversed. Reads the
@@ -97,7 +101,7 @@ impl Index {
     pub(crate) fn live_keys(&self, begin: &[u8], end: &[u8]) -> Vec<Bytes> {
         let map = self.map.read();
         map.range::<[u8], _>((Bound::Included(begin), Bound::Excluded(end)))
-            .filter(|(_, chain)| chain.last().is_some_and(|(_, v)| v.is_some()))
+            .filter(|(_, chain)| chain.back().is_some_and(|(_, v)| v.is_some()))
             .map(|(k, _)| k.clone())
             .collect()
     }
@@ -122,11 +126,11 @@ impl Index {
         let mut to_trim = Vec::new();
         for (key, value) in writes {
             let chain = map.entry(key.clone()).or_default();
-            debug_assert!(chain.last().is_none_or(|(v, _)| *v <= version), "versions only grow");
+            debug_assert!(chain.back().is_none_or(|(v, _)| *v <= version), "versions only grow");
             trim_chain(chain, horizon);
-            match chain.last_mut() {
+            match chain.back_mut() {
                 Some((v, old)) if *v == version => *old = value.clone(),
-                _ => chain.push((version, value.clone())),
+                _ => chain.push_back((version, value.clone())),
             }
             if chain.len() > 1 || chain[0].1.is_none() {
                 to_trim.push(key.clone());
@@ -154,7 +158,7 @@ impl Index {
 
     #[cfg(test)]
     fn versions_of(&self, key: &[u8]) -> usize {
-        self.map.read().get(key).map_or(0, Vec::len)
+        self.map.read().get(key).map_or(0, VecDeque::len)
     }
 }
 
@@ -227,10 +231,10 @@ impl Iterator for RangeScan<'_> {
 /// Keeps the newest entry at or below `horizon` (what a reader at the horizon sees) and
 /// everything newer.
 fn trim_chain(chain: &mut Chain, horizon: Version) {
-    if let Some(keep_from) = chain.iter().rposition(|(v, _)| *v <= horizon)
-        && keep_from > 0
-    {
-        chain.drain(..keep_from);
+    // Versions are sorted: keep the newest at or below the horizon and everything after.
+    let newer = chain.partition_point(|(v, _)| *v <= horizon);
+    if newer > 1 {
+        chain.drain(..newer - 1);
     }
 }
 
@@ -260,6 +264,19 @@ mod tests {
 
     fn b(s: &str) -> Bytes {
         Bytes::copy_from_slice(s.as_bytes())
+    }
+
+    #[test]
+    fn a_hot_key_keeps_only_the_versions_readers_may_still_ask_for() {
+        let index = Index::default();
+        for version in 1..=50_000 {
+            // Readers may ask for versions from 100 back.
+            index.write(b("hot"), version, Some(Bytes::from(version.to_string())), version - 100);
+        }
+        assert!(index.versions_of(b"hot") <= 101, "{}", index.versions_of(b"hot"));
+        for at in [49_900, 49_950, 50_000] {
+            assert_eq!(index.get(b"hot", at).unwrap(), Some(Bytes::from(at.to_string())));
+        }
     }
 
     #[test]
