@@ -425,13 +425,13 @@ async fn attempt_once(
     let commit = commit_plan(store, &ctx.config.commit, claim, &outcome.plan, &token, Some(&finish), now).await?;
     ctx.metrics.plan_seconds.observe(started.elapsed().as_secs_f64());
     let snapshot_version = state.version;
-    let after = if commit.finished.is_some() { state } else { apply_committed(state, &outcome.plan, &commit) };
+    let after = if commit.finished.is_some() { state } else { apply_committed(state, outcome.plan, &commit) };
     Ok(Attempted { commit, snapshot_version, after })
 }
 
 /// The job's state after a commit wrote `commit.applied` of `plan`: the same changes to
 /// the allocation records the commit made.
-fn apply_committed(mut state: JobState, plan: &stead_sched::Plan, commit: &crate::commit::CommitReport) -> JobState {
+fn apply_committed(mut state: JobState, plan: stead_sched::Plan, commit: &crate::commit::CommitReport) -> JobState {
     let changes_existing = plan.nodes.values().any(|np| {
         !np.stop.is_empty() || !np.update.is_empty() || np.place.iter().any(|a| !a.previous_allocation.is_empty())
     });
@@ -440,8 +440,8 @@ fn apply_committed(mut state: JobState, plan: &stead_sched::Plan, commit: &crate
     } else {
         BTreeMap::new()
     };
-    for (node, np) in &plan.nodes {
-        let Some(applied) = commit.applied.get(node) else { continue };
+    for (node, mut np) in plan.nodes {
+        let Some(applied) = commit.applied.get(&node) else { continue };
         if applied.stops_and_updates {
             for stop in &np.stop {
                 if let Some(&i) = position.get(&stop.alloc_id) {
@@ -457,11 +457,12 @@ fn apply_committed(mut state: JobState, plan: &stead_sched::Plan, commit: &crate
                 }
             }
         }
-        for placed in &np.place[..applied.placed.min(np.place.len())] {
+        np.place.truncate(applied.placed);
+        for placed in np.place {
             if let Some(&i) = position.get(&placed.previous_allocation) {
                 state.allocs[i].next_allocation = placed.id.clone();
             }
-            state.allocs.push(placed.clone());
+            state.allocs.push(placed);
         }
     }
     state
