@@ -262,21 +262,21 @@ async fn a_350_kb_record_round_trips_and_a_shrink_clears_its_parts() {
     let parts = |keys: Vec<Vec<u8>>| -> Vec<i64> {
         keys.iter().map(|k| ks.records(TEST_ALLOC).unpack::<(String, String, i64)>(k).unwrap().2).collect()
     };
-    // Two versions (create, modify) and four 100,000-byte data parts.
-    assert_eq!(parts(raw_keys(&db, begin.clone(), end.clone()).await), [-2, -1, 1, 2, 3, 4]);
+    // The versions part (modify and create stamps) and four 100,000-byte data parts.
+    assert_eq!(parts(raw_keys(&db, begin.clone(), end.clone()).await), [-1, 1, 2, 3, 4]);
     let read: Alloc = get(&db, &ks, &pk("big")).await.unwrap();
     assert_eq!(read.payload, alloc.payload);
 
     alloc.payload = "small now".to_string();
     put(&db, &ks, &alloc, PutOptions::default()).await;
-    assert_eq!(parts(raw_keys(&db, begin.clone(), end.clone()).await), [-2, -1, 0]);
+    assert_eq!(parts(raw_keys(&db, begin.clone(), end.clone()).await), [-1, 0]);
     let read: Alloc = get(&db, &ks, &pk("big")).await.unwrap();
     assert_eq!(read.payload, "small now");
 
     // And back up to a split record, from an unsplit one.
     alloc.payload = "y".repeat(150_000);
     put(&db, &ks, &alloc, PutOptions::default()).await;
-    assert_eq!(parts(raw_keys(&db, begin, end).await), [-2, -1, 1, 2]);
+    assert_eq!(parts(raw_keys(&db, begin, end).await), [-1, 1, 2]);
     let read: Alloc = get(&db, &ks, &pk("big")).await.unwrap();
     assert_eq!(read.payload, alloc.payload);
 }
@@ -577,4 +577,28 @@ async fn a_watch_on_the_modify_version_key_fires_on_put_and_on_delete() {
     }
     let tx = db.create_transaction().unwrap();
     assert_eq!(ks.get_versions::<Alloc>(&tx, &alloc.pk(), ReadMode::Snapshot).await.unwrap(), None);
+}
+
+#[tokio::test]
+async fn a_record_with_its_create_stamp_apart_reads_and_keeps_it_through_updates() {
+    // Earlier releases wrote the create stamp in its own part (-2) and a 10-byte modify
+    // part; this release keeps the create stamp in the modify part after the modify stamp.
+    let db = open_in_memory();
+    let ks = Keyspace::default();
+    let alloc = Alloc::new("old", "n1", "j1");
+    put(&db, &ks, &alloc, PutOptions::default()).await;
+    let stamp = |version: i64| stead_store::Versionstamp::new(version, 0).0.to_vec();
+    let tx = db.create_transaction().unwrap();
+    tx.set(&ks.modify_version_key(TEST_ALLOC, &pk("old")), &stamp(500));
+    tx.set(&ks.records(TEST_ALLOC).pack(&("default", "old", -2i64)), &stamp(7));
+    tx.commit().await.unwrap();
+    let read: Alloc = get(&db, &ks, &pk("old")).await.unwrap();
+    assert_eq!((read.create_index, read.modify_index), (7, 500));
+
+    let (_, v) = put(&db, &ks, &read, PutOptions::default()).await;
+    let read: Alloc = get(&db, &ks, &pk("old")).await.unwrap();
+    assert_eq!((read.create_index, read.modify_index), (7, v), "the update kept the create stamp");
+    let tx = db.create_transaction().unwrap();
+    let modify = tx.get(&ks.modify_version_key(TEST_ALLOC, &pk("old"))).await.unwrap().unwrap();
+    assert_eq!(modify.len(), 20, "modify stamp then create stamp");
 }

@@ -192,6 +192,7 @@ impl Area {
 /// Negative parts sort first, so one range read of a record returns its versions, then
 /// its data.
 pub(crate) const PART_JOB_MODIFY: i64 = -3;
+/// Written by earlier releases only: the create stamp now follows the modify stamp.
 pub(crate) const PART_CREATE: i64 = -2;
 pub(crate) const PART_MODIFY: i64 = -1;
 pub(crate) const PART_UNSPLIT: i64 = 0;

@@ -197,6 +197,15 @@ pub struct Page<T> {
 /// The 14-byte `set_versionstamped_value` parameter: a 10-byte placeholder at offset 0.
 const STAMP_TEMPLATE: [u8; 14] = [0; 14];
 
+/// What a put writes in a record's versions part (`PART_MODIFY`): this commit's stamp,
+/// then the create stamp unless the record is created by this commit.
+enum ModifyValue {
+    Created,
+    CreatedAt([u8; 10]),
+    /// The record was put earlier in the same transaction, which wrote the part.
+    AlreadyWritten,
+}
+
 /// Writes an encoded record: unsplit at part 0, or in 100,000-byte parts from part 1.
 fn write_parts(tx: &Transaction, keys: &RecordKeys, encoded: Vec<u8>) {
     if encoded.len() <= PART_BYTES_MAX {
@@ -246,8 +255,8 @@ impl Keyspace {
                 keys_to_set.push(key);
             }
             write_parts(tx, &keys, encoded);
+            // Ten bytes: created by this very commit.
             tx.set_versionstamped_value(&keys.part(PART_MODIFY), &STAMP_TEMPLATE);
-            tx.set_versionstamped_value(&keys.part(PART_CREATE), &STAMP_TEMPLATE);
             if options.job_modify == JobModify::Bump {
                 tx.set_versionstamped_value(&keys.part(PART_JOB_MODIFY), &STAMP_TEMPLATE);
             }
@@ -261,6 +270,10 @@ impl Keyspace {
         let (old_entries, old_parts, outcome) = match self.read_data::<R>(tx, &pk).await? {
             None => (BTreeSet::new(), Vec::new(), PutOutcome::Created),
             Some((old, parts)) => (old.index_entries().into_iter().collect(), parts, PutOutcome::Updated),
+        };
+        let modify_value = match outcome {
+            PutOutcome::Created => ModifyValue::Created,
+            PutOutcome::Updated => self.modify_value_of_update(kind, tx, &pk, &keys).await?,
         };
         // Every key is built and checked before the first write.
         let clears: Vec<Vec<u8>> = old_entries
@@ -287,9 +300,15 @@ impl Keyspace {
             tx.clear(&keys.part(*part));
         }
         write_parts(tx, &keys, encoded);
-        tx.set_versionstamped_value(&keys.part(PART_MODIFY), &STAMP_TEMPLATE);
-        if outcome == PutOutcome::Created {
-            tx.set_versionstamped_value(&keys.part(PART_CREATE), &STAMP_TEMPLATE);
+        match modify_value {
+            ModifyValue::Created => tx.set_versionstamped_value(&keys.part(PART_MODIFY), &STAMP_TEMPLATE),
+            ModifyValue::CreatedAt(create) => {
+                let mut template = [0u8; 24];
+                template[10..20].copy_from_slice(&create);
+                tx.set_versionstamped_value(&keys.part(PART_MODIFY), &template);
+            }
+            // Put earlier in this transaction: that put's stamp, this commit, stands.
+            ModifyValue::AlreadyWritten => {}
         }
         if options.job_modify == JobModify::Bump {
             tx.set_versionstamped_value(&keys.part(PART_JOB_MODIFY), &STAMP_TEMPLATE);
@@ -301,6 +320,36 @@ impl Keyspace {
             tx.set_owned(key, Bytes::new());
         }
         Ok(outcome)
+    }
+
+    /// The versions part an update writes: this commit's stamp followed by the record's
+    /// create stamp (read serializably, as the data is).
+    async fn modify_value_of_update(
+        &self,
+        kind: Kind,
+        tx: &Transaction,
+        pk: &Tuple,
+        keys: &RecordKeys,
+    ) -> Result<ModifyValue, SchemaError> {
+        let corrupt = |reason: String| SchemaError::Corrupt { kind: kind.name, key: pk.to_string(), reason };
+        let old = match tx.get(&keys.part(PART_MODIFY)).await {
+            Ok(old) => old,
+            Err(e) if e.code() == crate::error::ErrorCode::AccessedUnreadable => {
+                return Ok(ModifyValue::AlreadyWritten);
+            }
+            Err(e) => return Err(e.into()),
+        };
+        let stamp = |bytes: &[u8]| -> [u8; 10] { bytes.try_into().expect("ten bytes") };
+        match old.as_deref() {
+            Some(v) if v.len() == 20 => Ok(ModifyValue::CreatedAt(stamp(&v[10..]))),
+            Some(v) if v.len() == 10 => match tx.get(&keys.part(PART_CREATE)).await? {
+                // Written by a release that kept the create stamp apart.
+                Some(c) if c.len() == 10 => Ok(ModifyValue::CreatedAt(stamp(&c))),
+                _ => Ok(ModifyValue::CreatedAt(stamp(v))),
+            },
+            Some(v) => Err(corrupt(format!("version part holds {} bytes, not one or two versionstamps", v.len()))),
+            None => Err(corrupt("the record has data but no modify version".to_string())),
+        }
     }
 
     /// Reads one record with its versions, or None.
@@ -556,7 +605,10 @@ fn join_parts(kind: Kind, pk: &Tuple, mut parts: Vec<(i64, Bytes)>) -> Result<By
 
 #[derive(Default)]
 struct Stamps {
+    /// From a separate create part (written by earlier releases).
     create: Option<u64>,
+    /// From the modify part: its second stamp, or the modify stamp itself when it is alone.
+    create_in_modify: Option<u64>,
     modify: Option<u64>,
     job_modify: Option<u64>,
 }
@@ -564,16 +616,27 @@ struct Stamps {
 impl Stamps {
     fn take(&mut self, kind: Kind, pk: &Tuple, part: i64, value: &[u8]) -> Result<(), SchemaError> {
         let corrupt = |reason: String| SchemaError::Corrupt { kind: kind.name, key: pk.to_string(), reason };
-        let version = match value {
-            [v0, v1, v2, v3, v4, v5, v6, v7, _, _] => i64::from_be_bytes([*v0, *v1, *v2, *v3, *v4, *v5, *v6, *v7]),
-            _ => return Err(corrupt(format!("version part {part} holds {} bytes, not a versionstamp", value.len()))),
+        let version_of = |stamp: &[u8]| -> Result<u64, SchemaError> {
+            let v = i64::from_be_bytes(stamp[..8].try_into().expect("a stamp has eight version bytes"));
+            u64::try_from(v).map_err(|_| corrupt(format!("negative version {v}")))
         };
-        let version = u64::try_from(version).map_err(|_| corrupt(format!("negative version {version}")))?;
-        match part {
-            PART_MODIFY => self.modify = Some(version),
-            PART_CREATE => self.create = Some(version),
-            PART_JOB_MODIFY => self.job_modify = Some(version),
-            other => return Err(corrupt(format!("unknown part {other}"))),
+        match (part, value.len()) {
+            // The modify stamp, then the create stamp unless the record was created then.
+            (PART_MODIFY, 10) => {
+                self.modify = Some(version_of(value)?);
+                self.create_in_modify = self.create_in_modify.or(self.modify);
+            }
+            (PART_MODIFY, 20) => {
+                self.modify = Some(version_of(&value[..10])?);
+                self.create_in_modify = Some(version_of(&value[10..])?);
+            }
+            // Kept apart by an earlier release; it wins over an implied one.
+            (PART_CREATE, 10) => self.create = Some(version_of(value)?),
+            (PART_JOB_MODIFY, 10) => self.job_modify = Some(version_of(value)?),
+            (PART_MODIFY | PART_CREATE | PART_JOB_MODIFY, n) => {
+                return Err(corrupt(format!("version part {part} holds {n} bytes, not a versionstamp")));
+            }
+            (other, _) => return Err(corrupt(format!("unknown part {other}"))),
         }
         Ok(())
     }
@@ -585,7 +648,7 @@ impl Stamps {
             reason: format!("the record has no {what} version"),
         };
         Ok(Versions {
-            create_index: self.create.ok_or_else(|| missing("create"))?,
+            create_index: self.create.or(self.create_in_modify).ok_or_else(|| missing("create"))?,
             modify_index: self.modify.ok_or_else(|| missing("modify"))?,
             job_modify_index: self.job_modify,
         })
