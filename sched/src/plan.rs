@@ -173,25 +173,13 @@ impl NodeUsage {
 
     /// Adds an allocation's usage without checking (an allocation that already runs).
     pub fn add(&mut self, u: &Usage) {
-        self.used.cpu_mhz += u.cpu_mhz;
-        self.used.memory_mb += u.memory_mb;
-        self.used.disk_mb += u.disk_mb;
-        self.used.cores.extend(u.cores.iter().copied());
-        self.used.ports.extend(u.ports.iter().copied());
+        self.used.add(u);
         self.allocs += 1;
     }
 
     /// Subtracts an allocation that became terminal.
     pub fn remove(&mut self, u: &Usage) {
-        self.used.cpu_mhz -= u.cpu_mhz;
-        self.used.memory_mb -= u.memory_mb;
-        self.used.disk_mb -= u.disk_mb;
-        for c in &u.cores {
-            self.used.cores.remove(c);
-        }
-        for p in &u.ports {
-            self.used.ports.remove(p);
-        }
+        self.used.remove(u);
         self.allocs = self.allocs.saturating_sub(1);
     }
 }

@@ -1,4 +1,5 @@
-//! Profiling aid: the CPU cost of the pieces of one allocation write, in one thread.
+//! Profiling aid: the size of a stored allocation and the CPU cost of the pieces of its
+//! write and read, in one thread (`cargo run --release -p stead-testkit --example put_cost`).
 #[cfg(not(madsim))]
 use stead_store::schema::{JobModify, PutOptions, encoding};
 #[cfg(not(madsim))]
@@ -28,6 +29,22 @@ fn real_main() {
             std::hint::black_box(encoding::encode(a).unwrap());
         }
         println!("encode: {:?}/alloc", t.elapsed() / n);
+        let a = &allocs[0];
+        let size = |a: &stead_store::model::Allocation| encoding::encode(a).unwrap().len();
+        let mut bare = a.clone();
+        bare.metrics = None;
+        let json = serde_json::to_string(a).unwrap().len();
+        println!(
+            "stored size: {} bytes ({} without the placement metric; API JSON {json} bytes)",
+            size(a),
+            size(&bare)
+        );
+        let encoded: Vec<Vec<u8>> = allocs.iter().map(|a| encoding::encode(a).unwrap()).collect();
+        let t = std::time::Instant::now();
+        for e in &encoded {
+            std::hint::black_box(encoding::decode::<stead_store::model::Allocation>(e).unwrap());
+        }
+        println!("decode: {:?}/alloc", t.elapsed() / n);
         let t = std::time::Instant::now();
         for a in &allocs {
             std::hint::black_box(stead_store::schema::Record::index_entries(a));

@@ -88,6 +88,30 @@ pub struct Usage {
     pub ports: BTreeSet<u16>,
 }
 
+impl Usage {
+    /// Adds what an allocation uses.
+    pub fn add(&mut self, u: &Usage) {
+        self.cpu_mhz += u.cpu_mhz;
+        self.memory_mb += u.memory_mb;
+        self.disk_mb += u.disk_mb;
+        self.cores.extend(u.cores.iter().copied());
+        self.ports.extend(u.ports.iter().copied());
+    }
+
+    /// Takes away what an allocation used.
+    pub fn remove(&mut self, u: &Usage) {
+        self.cpu_mhz -= u.cpu_mhz;
+        self.memory_mb -= u.memory_mb;
+        self.disk_mb -= u.disk_mb;
+        for c in &u.cores {
+            self.cores.remove(c);
+        }
+        for p in &u.ports {
+            self.ports.remove(p);
+        }
+    }
+}
+
 /// A static port a group asks for.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StaticPort {
@@ -336,23 +360,11 @@ impl NodeView {
     }
 
     pub fn add_usage(&mut self, u: &Usage) {
-        self.usage.cpu_mhz += u.cpu_mhz;
-        self.usage.memory_mb += u.memory_mb;
-        self.usage.disk_mb += u.disk_mb;
-        self.usage.cores.extend(u.cores.iter().copied());
-        self.usage.ports.extend(u.ports.iter().copied());
+        self.usage.add(u);
     }
 
     pub fn remove_usage(&mut self, u: &Usage) {
-        self.usage.cpu_mhz -= u.cpu_mhz;
-        self.usage.memory_mb -= u.memory_mb;
-        self.usage.disk_mb -= u.disk_mb;
-        for c in &u.cores {
-            self.usage.cores.remove(c);
-        }
-        for p in &u.ports {
-            self.usage.ports.remove(p);
-        }
+        self.usage.remove(u);
     }
 
     /// Allocations of (namespace, job) on this node, and of its group `group` when given.
