@@ -14,6 +14,7 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 #[tokio::main]
 async fn main() -> ExitCode {
+    stead_server::allocator::configure();
     let args: Vec<String> = std::env::args().skip(1).collect();
     match cli::run(&args).await {
         Ok(code) => ExitCode::from(code),

@@ -229,7 +229,7 @@ fn rejection_from(text: &str) -> Rejection {
 /// The stored job's `JobModifyIndex` (0 when there is none), read serializably.
 async fn stored_job_modify_index(store: &Store, tx: &Transaction, ns: &str, job: &str) -> Result<u64> {
     let versions = store.ks.get_versions::<Job>(tx, &record_keys::job(ns, job), ReadMode::Serializable).await?;
-    Ok(versions.map_or(0, |v| v.job_modify_index.unwrap_or(v.create_index)))
+    Ok(versions.map_or(0, |v| v.job_modify_index))
 }
 
 #[allow(clippy::too_many_arguments)]

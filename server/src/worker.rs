@@ -541,5 +541,5 @@ async fn current_job_modify_index(store: &Store, ns: &str, job: &str) -> Result<
         .ks
         .get_versions::<stead_store::model::Job>(&tx, &stead_store::records::keys::job(ns, job), ReadMode::Snapshot)
         .await?;
-    Ok(versions.map_or(0, |v| v.job_modify_index.unwrap_or(v.create_index)))
+    Ok(versions.map_or(0, |v| v.job_modify_index))
 }

@@ -137,7 +137,7 @@ impl Record for Job {
     fn set_versions(&mut self, v: &Versions) {
         self.create_index = v.create_index;
         self.modify_index = v.modify_index;
-        self.job_modify_index = v.job_modify_index.unwrap_or(v.create_index);
+        self.job_modify_index = v.job_modify_index;
     }
 }
 
@@ -241,7 +241,7 @@ impl Record for Allocation {
     fn set_versions(&mut self, v: &Versions) {
         self.create_index = v.create_index;
         self.modify_index = v.modify_index;
-        self.alloc_modify_index = v.job_modify_index.unwrap_or(v.create_index);
+        self.alloc_modify_index = v.job_modify_index;
     }
 }
 

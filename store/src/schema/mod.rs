@@ -96,7 +96,7 @@
 //! * A job: `put(tx, &job, PutOptions::default().job_modify(JobModify::Bump))` when the
 //!   submission changes the job (Nomad bumps JobModifyIndex on a spec change, not on a
 //!   status change), plain `put` otherwise; `set_versions` maps
-//!   `job_modify_index.unwrap_or(create_index)` to `JobModifyIndex`.
+//!   `job_modify_index` (the create version until a later bump) to `JobModifyIndex`.
 //! * Job versions: kind `JOB_VERSION` with primary key `(namespace, job, version)`, listed
 //!   newest first by `list(tx, &Tuple::new(&(ns, job)), &PageOptions::new(n).reverse(true))`:
 //!   the primary key itself is the "versions by job" index.

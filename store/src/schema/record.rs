@@ -74,8 +74,10 @@ pub struct Versions {
     pub create_index: u64,
     /// The commit version of the last put.
     pub modify_index: u64,
-    /// The commit version of the last put with `JobModify::Bump`; None if there was none.
-    pub job_modify_index: Option<u64>,
+    /// The commit version of the last put with `JobModify::Bump` after the one that created
+    /// the record; `create_index` when there was none (a record created with a bump has no
+    /// stamp of its own for it: it would equal the create stamp).
+    pub job_modify_index: u64,
 }
 
 /// Whether `put` reads the record's current version first.
@@ -255,11 +257,10 @@ impl Keyspace {
                 keys_to_set.push(key);
             }
             write_parts(tx, &keys, encoded);
-            // Ten bytes: created by this very commit.
+            // Ten bytes: created by this very commit. A bump needs no stamp of its own: the
+            // job-modify version of a record never bumped since its creation is its create
+            // version.
             tx.set_versionstamped_value(&keys.part(PART_MODIFY), &STAMP_TEMPLATE);
-            if options.job_modify == JobModify::Bump {
-                tx.set_versionstamped_value(&keys.part(PART_JOB_MODIFY), &STAMP_TEMPLATE);
-            }
             for key in keys_to_set {
                 tx.set_owned(key, Bytes::new());
             }
@@ -310,7 +311,8 @@ impl Keyspace {
             // Put earlier in this transaction: that put's stamp, this commit, stands.
             ModifyValue::AlreadyWritten => {}
         }
-        if options.job_modify == JobModify::Bump {
+        // A record created by this put takes its create version as job-modify version.
+        if options.job_modify == JobModify::Bump && outcome == PutOutcome::Updated {
             tx.set_versionstamped_value(&keys.part(PART_JOB_MODIFY), &STAMP_TEMPLATE);
         }
         for key in &clears {
@@ -647,10 +649,11 @@ impl Stamps {
             key: pk.to_string(),
             reason: format!("the record has no {what} version"),
         };
+        let create_index = self.create.or(self.create_in_modify).ok_or_else(|| missing("create"))?;
         Ok(Versions {
-            create_index: self.create.or(self.create_in_modify).ok_or_else(|| missing("create"))?,
+            create_index,
             modify_index: self.modify.ok_or_else(|| missing("modify"))?,
-            job_modify_index: self.job_modify,
+            job_modify_index: self.job_modify.unwrap_or(create_index),
         })
     }
 }

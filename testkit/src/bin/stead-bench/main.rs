@@ -22,6 +22,7 @@ fn main() {
 
 #[cfg(not(madsim))]
 fn main() {
+    stead_server::allocator::configure();
     match std::env::args().nth(1).as_deref() {
         Some("sched") => sched::main(),
         _ => store::main(),
