@@ -379,16 +379,39 @@ pub struct AllocMetric {
     pub extra: Extra,
 }
 
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+/// One scored node of a placement (five per allocation). Serialized by hand: the derive's
+/// `flatten` of `extra` makes a map of unknown length, which a binary encoder buffers and
+/// copies, at every level, for each of the five; this writes the same map with its length.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
 #[serde(default, rename_all = "PascalCase")]
 pub struct NodeScoreMeta {
     #[serde(rename = "NodeID")]
-    #[serde(skip_serializing_if = "crate::stored::is_default")]
     pub node_id: NodeId,
-    #[serde(skip_serializing_if = "crate::stored::is_default")]
     pub scores: BTreeMap<String, f64>,
-    #[serde(skip_serializing_if = "crate::stored::is_default")]
     pub norm_score: f64,
     #[serde(flatten)]
     pub extra: Extra,
+}
+
+impl Serialize for NodeScoreMeta {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use crate::stored::is_default;
+        use serde::ser::SerializeMap;
+        let (id, scores, norm) = (!is_default(&self.node_id), !is_default(&self.scores), !is_default(&self.norm_score));
+        let len = usize::from(id) + usize::from(scores) + usize::from(norm) + self.extra.len();
+        let mut map = serializer.serialize_map(Some(len))?;
+        if id {
+            map.serialize_entry("NodeID", &self.node_id)?;
+        }
+        if scores {
+            map.serialize_entry("Scores", &self.scores)?;
+        }
+        if norm {
+            map.serialize_entry("NormScore", &self.norm_score)?;
+        }
+        for (key, value) in &self.extra {
+            map.serialize_entry(key, value)?;
+        }
+        map.end()
+    }
 }

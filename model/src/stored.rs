@@ -56,6 +56,22 @@ mod tests {
     }
 
     #[test]
+    fn a_scored_node_keeps_every_field_in_json_and_round_trips_with_unknown_fields() {
+        let mut meta = crate::NodeScoreMeta {
+            node_id: "n1".into(),
+            scores: [("binpack".to_owned(), 0.5)].into(),
+            norm_score: 0.0,
+            ..Default::default()
+        };
+        meta.extra.insert("Later".to_owned(), serde_json::json!(7));
+        let json = serde_json::to_value(&meta).unwrap();
+        assert_eq!(json, serde_json::json!({"NodeID": "n1", "Scores": {"binpack": 0.5}, "NormScore": 0.0, "Later": 7}));
+        let stored = encoding_for_storage(|| serde_json::to_value(&meta)).unwrap();
+        assert_eq!(stored, serde_json::json!({"NodeID": "n1", "Scores": {"binpack": 0.5}, "Later": 7}));
+        assert_eq!(serde_json::from_value::<crate::NodeScoreMeta>(stored).unwrap(), meta);
+    }
+
+    #[test]
     fn every_fixture_job_round_trips_through_the_storage_encoding() {
         let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src/testdata");
         let mut checked = 0;

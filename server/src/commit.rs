@@ -28,7 +28,7 @@ use stead_sched::plan::{commit_order, stored_alloc_usage};
 use stead_sched::{NodeCheck, NodeUsage, Plan, PlanUpdate, Rejection, decide_node, decide_plan};
 use stead_store::model::{AllocId, Allocation, Evaluation, Job, NodeId};
 use stead_store::records::keys as record_keys;
-use stead_store::schema::{JobModify, PutOptions, encoding};
+use stead_store::schema::{JobModify, PreparedInsert, PutOptions, encoding};
 use stead_store::{ReadMode, Transaction, Version};
 
 use crate::error::{Result, ServerError};
@@ -53,11 +53,8 @@ impl Default for CommitConfig {
     }
 }
 
-/// Bytes an allocation record takes in a transaction, estimated from its encoded size
-/// (measured about 1.6 kB for a one-task group with a port) plus its keys and indexes,
-/// rounded up.
-const PLACEMENT_BYTES_ESTIMATE: usize = 2_500;
-/// A stop or update rewrites a record read in the same transaction.
+/// A stop or update rewrites a record read in the same transaction: an allocation's
+/// encoded size (about 1 kB for a one-task group with a port) and its keys, rounded up.
 const UPDATE_BYTES_ESTIMATE: usize = 2_500;
 /// A usage record and its log entry.
 const NODE_BYTES_ESTIMATE: usize = 300;
@@ -113,6 +110,9 @@ pub enum Finished {
     Requeued,
 }
 
+/// The plan's placements, encoded, per node (in each node's placement order).
+type Prepared<'p> = BTreeMap<&'p NodeId, Vec<PreparedInsert>>;
+
 /// What one chunk's marker records: the nodes that dropped placements (node, why, how
 /// many), and what was written.
 #[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
@@ -126,13 +126,13 @@ struct ChunkDone {
     finished: Option<Finished>,
 }
 
-fn chunks_of<'p>(plan: &'p Plan, config: &CommitConfig) -> Vec<Vec<&'p NodeId>> {
+fn chunks_of<'p>(plan: &'p Plan, prepared: &Prepared<'_>, config: &CommitConfig) -> Vec<Vec<&'p NodeId>> {
     let mut chunks: Vec<Vec<&NodeId>> = Vec::new();
     let mut bytes = 0;
     for node in commit_order(plan) {
         let np = &plan.nodes[node];
         let size = NODE_BYTES_ESTIMATE
-            + np.place.len() * PLACEMENT_BYTES_ESTIMATE
+            + prepared.get(node).map_or(0, |p| p.iter().map(PreparedInsert::size).sum())
             + (np.stop.len() + np.update.len()) * UPDATE_BYTES_ESTIMATE;
         let full =
             chunks.last().is_none_or(|c| c.len() >= config.chunk_nodes_max || bytes + size > config.chunk_bytes_max);
@@ -163,7 +163,17 @@ pub async fn commit_plan(
     finish: Option<&Finish>,
     now: i64,
 ) -> Result<CommitReport> {
-    let chunks = chunks_of(plan, config);
+    // Placements are encoded once: a conflict starts a chunk's transaction over without
+    // encoding them again, and the transaction stays short.
+    let mut prepared = Prepared::new();
+    for (node, np) in &plan.nodes {
+        if !np.place.is_empty() {
+            let inserts = np.place.iter().map(|a| store.ks.prepare_insert(a)).collect::<Result<Vec<_>, _>>()?;
+            prepared.insert(node, inserts);
+        }
+    }
+    let chunks = chunks_of(plan, &prepared, config);
+    let prepared = &prepared;
     let mut report = CommitReport { chunks: chunks.len(), ..CommitReport::default() };
     let attempts = AtomicU64::new(0);
     let last = chunks.len() - 1;
@@ -182,7 +192,7 @@ pub async fn commit_plan(
                         return encoding::decode::<ChunkDone>(&bytes)
                             .map_err(|reason| ServerError::Corrupt { what: "plan marker".to_owned(), reason });
                     }
-                    commit_chunk(store, &tx, claim, plan, nodes, finish_here, &marker, now).await
+                    commit_chunk(store, &tx, claim, plan, &prepared, nodes, finish_here, &marker, now).await
                 }
             })
             .await?;
@@ -238,6 +248,7 @@ async fn commit_chunk(
     tx: &Transaction,
     claim: &Claim,
     plan: &Plan,
+    prepared: &Prepared<'_>,
     nodes: &[&NodeId],
     finish: Option<&Finish>,
     marker: &[u8],
@@ -303,9 +314,11 @@ async fn commit_chunk(
             usage::put_usage(store, tx, after)?;
             logged.push(node.as_str());
         }
-        for alloc in &np.place[..decision.placed] {
-            store.ks.put(tx, alloc, PutOptions::insert_new().job_modify(JobModify::Bump)).await?;
-            done.placed += 1;
+        if decision.placed > 0 {
+            for insert in &prepared[node][..decision.placed] {
+                store.ks.write_prepared(tx, insert);
+            }
+            done.placed += decision.placed;
         }
         if !decision.keeps_stops_and_updates {
             continue;

@@ -29,6 +29,19 @@ fn real_main() {
             std::hint::black_box(encoding::encode(a).unwrap());
         }
         println!("encode: {:?}/alloc", t.elapsed() / n);
+        let bare: Vec<_> = allocs
+            .iter()
+            .cloned()
+            .map(|mut a| {
+                a.metrics = None;
+                a
+            })
+            .collect();
+        let t = std::time::Instant::now();
+        for a in &bare {
+            std::hint::black_box(encoding::encode(a).unwrap());
+        }
+        println!("encode without the placement metric: {:?}/alloc", t.elapsed() / n);
         let a = &allocs[0];
         let size = |a: &stead_store::model::Allocation| encoding::encode(a).unwrap().len();
         let mut bare = a.clone();
@@ -71,7 +84,7 @@ fn real_main() {
         let tx = store.db.create_transaction().unwrap();
         let page = stead_store::schema::PageOptions::default().read_mode(stead_store::ReadMode::Snapshot);
         let got = stead_store::records::allocs_by_job(&store.ks, &tx, "default", "bench-000001", &page).await.unwrap();
-        println!("read back {} by job index: {:?}/alloc", got.items.len(), t.elapsed() / n);
+        println!("read back {} by job index: {:?}/alloc", got.items.len(), t.elapsed() / got.items.len().max(1) as u32);
     });
 }
 

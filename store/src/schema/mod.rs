@@ -112,6 +112,6 @@ mod record;
 pub use error::SchemaError;
 pub use keyspace::{Area, Index, Keyspace, Kind, Tuple};
 pub use record::{
-    Continuation, IndexEntry, JobModify, PAGE_LIMIT_MAX, PART_BYTES_MAX, Page, PageOptions, PutMode, PutOptions,
-    PutOutcome, RECORD_BYTES_MAX, Record, Versions,
+    Continuation, IndexEntry, JobModify, PAGE_LIMIT_MAX, PART_BYTES_MAX, Page, PageOptions, PreparedInsert, PutMode,
+    PutOptions, PutOutcome, RECORD_BYTES_MAX, Record, Versions,
 };

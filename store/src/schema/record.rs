@@ -124,6 +124,27 @@ impl PutOptions {
     }
 }
 
+/// A new record encoded with all its keys (see [`Keyspace::prepare_insert`]); cheap to
+/// write again: the writes share its bytes.
+#[derive(Debug, Clone)]
+pub struct PreparedInsert {
+    /// (key, value) of each data part.
+    parts: Vec<(Bytes, Bytes)>,
+    /// The versions part, written with this commit's stamp.
+    modify: Bytes,
+    index: Vec<Bytes>,
+}
+
+impl PreparedInsert {
+    /// Bytes of keys and values the record writes.
+    pub fn size(&self) -> usize {
+        self.parts.iter().map(|(k, v)| k.len() + v.len()).sum::<usize>()
+            + self.modify.len()
+            + 10
+            + self.index.iter().map(Bytes::len).sum::<usize>()
+    }
+}
+
 /// What `put` found (always `Created` in `PutMode::InsertNew`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum PutOutcome {
@@ -208,6 +229,24 @@ enum ModifyValue {
     AlreadyWritten,
 }
 
+/// The stored encoding of `record`, within the record size limit.
+fn encode_checked<R: Record>(kind: Kind, pk: &Tuple, record: &R) -> Result<Vec<u8>, SchemaError> {
+    let encoded = encoding::encode(record).map_err(|reason| SchemaError::Encode {
+        kind: kind.name,
+        key: pk.to_string(),
+        reason,
+    })?;
+    if encoded.len() > RECORD_BYTES_MAX {
+        return Err(SchemaError::RecordTooLarge {
+            kind: kind.name,
+            key: pk.to_string(),
+            size: encoded.len(),
+            max: RECORD_BYTES_MAX,
+        });
+    }
+    Ok(encoded)
+}
+
 /// Writes an encoded record: unsplit at part 0, or in 100,000-byte parts from part 1.
 fn write_parts(tx: &Transaction, keys: &RecordKeys, encoded: Vec<u8>) {
     if encoded.len() <= PART_BYTES_MAX {
@@ -229,43 +268,18 @@ impl Keyspace {
         record: &R,
         options: PutOptions,
     ) -> Result<PutOutcome, SchemaError> {
+        // A new record (its ID made outside the retry loop): no read, no old entries.
+        if options.mode == PutMode::InsertNew {
+            let prepared = self.prepare_insert(record)?;
+            self.write_prepared(tx, &prepared);
+            return Ok(PutOutcome::Created);
+        }
         let kind = R::KIND;
         let pk = record.primary_key();
-        let encoded = encoding::encode(record).map_err(|reason| SchemaError::Encode {
-            kind: kind.name,
-            key: pk.to_string(),
-            reason,
-        })?;
-        if encoded.len() > RECORD_BYTES_MAX {
-            return Err(SchemaError::RecordTooLarge {
-                kind: kind.name,
-                key: pk.to_string(),
-                size: encoded.len(),
-                max: RECORD_BYTES_MAX,
-            });
-        }
+        let encoded = encode_checked(kind, &pk, record)?;
         let keys = self.record_keys(kind, &pk);
         let parts_count = encoded.len().div_ceil(PART_BYTES_MAX);
         check_key_size(kind, &pk, &keys.part(PART_FIRST_SPLIT + parts_count as i64))?;
-
-        // A new record (its ID made outside the retry loop): no read, no old entries.
-        if options.mode == PutMode::InsertNew {
-            let mut keys_to_set = Vec::new();
-            for entry in record.index_entries() {
-                let key = self.index_key(kind, entry.index, &entry.value, &pk);
-                check_key_size(kind, &pk, &key)?;
-                keys_to_set.push(key);
-            }
-            write_parts(tx, &keys, encoded);
-            // Ten bytes: created by this very commit. A bump needs no stamp of its own: the
-            // job-modify version of a record never bumped since its creation is its create
-            // version.
-            tx.set_versionstamped_value(&keys.part(PART_MODIFY), &STAMP_TEMPLATE);
-            for key in keys_to_set {
-                tx.set_owned(key, Bytes::new());
-            }
-            return Ok(PutOutcome::Created);
-        }
 
         let new_entries: BTreeSet<IndexEntry> = record.index_entries().into_iter().collect();
         let (old_entries, old_parts, outcome) = match self.read_data::<R>(tx, &pk).await? {
@@ -322,6 +336,61 @@ impl Keyspace {
             tx.set_owned(key, Bytes::new());
         }
         Ok(outcome)
+    }
+
+    /// Encodes and keys a new record once, for [`write_prepared`](Self::write_prepared)
+    /// to write in any number of attempts of a transaction: what `put` with
+    /// `PutMode::InsertNew` writes (a bump of the job-modify version included: a created
+    /// record's job-modify version is its create version), without encoding it again
+    /// when a conflict starts the transaction over.
+    pub fn prepare_insert<R: Record>(&self, record: &R) -> Result<PreparedInsert, SchemaError> {
+        let kind = R::KIND;
+        let pk = record.primary_key();
+        let encoded = encode_checked(kind, &pk, record)?;
+        let keys = self.record_keys(kind, &pk);
+        self.prepared(kind, &pk, &keys, encoded, record.index_entries())
+    }
+
+    /// Writes a prepared new record in `tx` (see [`prepare_insert`](Self::prepare_insert)).
+    pub fn write_prepared(&self, tx: &Transaction, prepared: &PreparedInsert) {
+        for (key, value) in &prepared.parts {
+            tx.set_owned(key.clone(), value.clone());
+        }
+        // Ten bytes: created by this very commit.
+        tx.set_versionstamped_value(&prepared.modify, &STAMP_TEMPLATE);
+        for key in &prepared.index {
+            tx.set_owned(key.clone(), Bytes::new());
+        }
+    }
+
+    fn prepared(
+        &self,
+        kind: Kind,
+        pk: &Tuple,
+        keys: &RecordKeys,
+        encoded: Vec<u8>,
+        entries: Vec<IndexEntry>,
+    ) -> Result<PreparedInsert, SchemaError> {
+        let parts_count = encoded.len().div_ceil(PART_BYTES_MAX);
+        check_key_size(kind, pk, &keys.part(PART_FIRST_SPLIT + parts_count as i64))?;
+        let mut index = Vec::with_capacity(entries.len());
+        for entry in entries {
+            let key = self.index_key(kind, entry.index, &entry.value, pk);
+            check_key_size(kind, pk, &key)?;
+            index.push(Bytes::from(key));
+        }
+        let parts = if encoded.len() <= PART_BYTES_MAX {
+            vec![(Bytes::from(keys.part(PART_UNSPLIT)), Bytes::from(encoded))]
+        } else {
+            let encoded = Bytes::from(encoded);
+            (0..parts_count)
+                .map(|i| {
+                    let end = ((i + 1) * PART_BYTES_MAX).min(encoded.len());
+                    (Bytes::from(keys.part(PART_FIRST_SPLIT + i as i64)), encoded.slice(i * PART_BYTES_MAX..end))
+                })
+                .collect()
+        };
+        Ok(PreparedInsert { parts, modify: Bytes::from(keys.part(PART_MODIFY)), index })
     }
 
     /// The versions part an update writes: this commit's stamp followed by the record's
