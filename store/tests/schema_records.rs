@@ -29,7 +29,7 @@ struct Alloc {
     #[serde(default)]
     modify_index: u64,
     #[serde(default)]
-    job_modify_index: Option<u64>,
+    job_modify_index: u64,
 }
 
 impl Alloc {
@@ -42,7 +42,7 @@ impl Alloc {
             payload: String::new(),
             create_index: 0,
             modify_index: 0,
-            job_modify_index: None,
+            job_modify_index: 0,
         }
     }
 
@@ -306,19 +306,20 @@ async fn modify_index_is_the_commit_version_and_create_index_stays_put() {
     let (outcome, v1) = put(&db, &ks, &alloc, PutOptions::default()).await;
     assert_eq!(outcome, PutOutcome::Created);
     let read: Alloc = get(&db, &ks, &pk("a1")).await.unwrap();
-    assert_eq!((read.create_index, read.modify_index, read.job_modify_index), (v1, v1, None));
+    // Never bumped: the job-modify version is the create version.
+    assert_eq!((read.create_index, read.modify_index, read.job_modify_index), (v1, v1, v1));
 
     alloc.node = "n2".to_string();
     let (outcome, v2) = put(&db, &ks, &alloc, PutOptions::default()).await;
     assert_eq!(outcome, PutOutcome::Updated);
     assert!(v2 > v1);
     let read: Alloc = get(&db, &ks, &pk("a1")).await.unwrap();
-    assert_eq!((read.create_index, read.modify_index, read.job_modify_index), (v1, v2, None));
+    assert_eq!((read.create_index, read.modify_index, read.job_modify_index), (v1, v2, v1));
 
     let (_, v3) = put(&db, &ks, &alloc, PutOptions::default().job_modify(JobModify::Bump)).await;
     let (_, v4) = put(&db, &ks, &alloc, PutOptions::default()).await;
     let read: Alloc = get(&db, &ks, &pk("a1")).await.unwrap();
-    assert_eq!((read.create_index, read.modify_index, read.job_modify_index), (v1, v4, Some(v3)));
+    assert_eq!((read.create_index, read.modify_index, read.job_modify_index), (v1, v4, v3));
 
     let key = pk("a1");
     let versions = db
@@ -328,14 +329,14 @@ async fn modify_index_is_the_commit_version_and_create_index_stays_put() {
         })
         .await
         .unwrap();
-    assert_eq!(versions, Some(Versions { create_index: v1, modify_index: v4, job_modify_index: Some(v3) }));
+    assert_eq!(versions, Some(Versions { create_index: v1, modify_index: v4, job_modify_index: v3 }));
 
     // Delete and create again: a new record, with a new CreateIndex.
     assert!(delete(&db, &ks, &pk("a1")).await);
     let (outcome, v5) = put(&db, &ks, &alloc, PutOptions::default()).await;
     assert_eq!(outcome, PutOutcome::Created);
     let read: Alloc = get(&db, &ks, &pk("a1")).await.unwrap();
-    assert_eq!((read.create_index, read.modify_index, read.job_modify_index), (v5, v5, None));
+    assert_eq!((read.create_index, read.modify_index, read.job_modify_index), (v5, v5, v5));
 }
 
 #[tokio::test]
@@ -343,11 +344,27 @@ async fn insert_new_writes_without_reading_and_sets_both_versions() {
     let db = open_in_memory();
     let ks = Keyspace::default();
     let alloc = Alloc::new("fresh", "n1", "j1");
-    let (outcome, v) = put(&db, &ks, &alloc, PutOptions::insert_new()).await;
+    let (outcome, v) = put(&db, &ks, &alloc, PutOptions::insert_new().job_modify(JobModify::Bump)).await;
     assert_eq!(outcome, PutOutcome::Created);
     let read: Alloc = get(&db, &ks, &alloc.pk()).await.unwrap();
-    assert_eq!((read.create_index, read.modify_index), (v, v));
+    assert_eq!((read.create_index, read.modify_index, read.job_modify_index), (v, v, v));
+    // A later bump moves the job-modify version alone.
+    let (_, bumped) = put(&db, &ks, &alloc, PutOptions::default().job_modify(JobModify::Bump)).await;
+    let read: Alloc = get(&db, &ks, &alloc.pk()).await.unwrap();
+    assert_eq!((read.create_index, read.modify_index, read.job_modify_index), (v, bumped, bumped));
     assert_eq!(ids_by(&db, &ks, BY_NODE, &Tuple::new(&"n1")).await, ["fresh"]);
+
+    // A prepared insert writes the same, in every attempt it is written in.
+    let prepared = ks.prepare_insert(&Alloc::new("prepared", "n1", "j1")).unwrap();
+    let attempt = db.create_transaction().unwrap();
+    ks.write_prepared(&attempt, &prepared);
+    drop(attempt);
+    let tx = db.create_transaction().unwrap();
+    ks.write_prepared(&tx, &prepared);
+    let committed = u64::try_from(tx.commit().await.unwrap().version).unwrap();
+    let read: Alloc = get(&db, &ks, &pk("prepared")).await.unwrap();
+    assert_eq!((read.create_index, read.modify_index, read.job_modify_index), (committed, committed, committed));
+    assert_eq!(ids_by(&db, &ks, BY_NODE, &Tuple::new(&"n1")).await, ["fresh", "prepared"]);
 
     // No read means no read conflict: a concurrent update of the same record that commits
     // first does not stop it.
