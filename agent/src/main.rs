@@ -5,6 +5,8 @@
 //! with their issues; see docs/ARCHITECTURE.md. Start reading at `cli/mod.rs`.
 
 mod cli;
+#[cfg(not(madsim))]
+mod http;
 
 use std::process::ExitCode;
 

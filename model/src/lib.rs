@@ -36,6 +36,7 @@ pub mod policy;
 pub mod resources;
 pub mod service;
 pub mod stored;
+pub mod stub;
 pub mod task;
 pub mod time;
 pub mod validate;
@@ -72,6 +73,7 @@ pub use policy::{
 };
 pub use resources::{DnsConfig, NetworkResource, Port, RequestedDevice, Resources};
 pub use service::{CheckRestart, Service, ServiceCheck, ServiceRegistration};
+pub use stub::{AllocListStub, JobListStub, NodeListStub};
 pub use task::{
     Artifact, ChangeScript, DispatchPayloadConfig, Lifecycle, LifecycleHook, LogConfig, Task, Template,
     TemplateChangeMode, VolumeMount, WaitConfig,

@@ -192,7 +192,7 @@ pub async fn commit_plan(
                         return encoding::decode::<ChunkDone>(&bytes)
                             .map_err(|reason| ServerError::Corrupt { what: "plan marker".to_owned(), reason });
                     }
-                    commit_chunk(store, &tx, claim, plan, &prepared, nodes, finish_here, &marker, now).await
+                    commit_chunk(store, &tx, claim, plan, prepared, nodes, finish_here, &marker, now).await
                 }
             })
             .await?;

@@ -25,6 +25,16 @@ pub struct Registered {
     pub version: u64,
     /// The specification changed (a new version was recorded).
     pub changed: bool,
+    /// The commit version of the register (its evaluation's `CreateIndex`).
+    pub index: u64,
+}
+
+/// What a stop did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Stopped {
+    pub eval_id: EvalId,
+    /// The commit version of the stop (its evaluation's `CreateIndex`).
+    pub index: u64,
 }
 
 fn job_eval(id: &str, job: &Job, trigger: EvalTrigger, now: i64) -> Evaluation {
@@ -120,11 +130,13 @@ pub async fn register(store: &Store, env: &Env, mut job: Job, enforce_index: Opt
         })
         .await?;
     let w = committed.value;
+    let index = u64::try_from(committed.commit.version).unwrap_or(0);
     Ok(Registered {
         eval_id: w.eval_id,
-        job_modify_index: w.job_modify_index.unwrap_or(committed.commit.version as u64),
+        job_modify_index: w.job_modify_index.unwrap_or(index),
         version: w.version,
         changed: w.changed,
+        index,
     })
 }
 
@@ -152,12 +164,12 @@ fn check_index(job: &Job, existing: Option<&Job>, enforce_index: Option<u64>) ->
 
 /// Stops a job (`purge`: deletes it and its versions) and queues the evaluation that stops
 /// its allocations. Fails with `NotFound` when there is no such job.
-pub async fn stop(store: &Store, env: &Env, namespace: &str, job_id: &str, purge: bool) -> Result<EvalId> {
+pub async fn stop(store: &Store, env: &Env, namespace: &str, job_id: &str, purge: bool) -> Result<Stopped> {
     let eval_id = env.new_id();
     let now = env.now_ns();
-    store
+    let committed = store
         .db
-        .run(|tx, maybe_committed| {
+        .run_committed(|tx, maybe_committed| {
             let eval_id = eval_id.clone();
             async move {
                 if maybe_committed.0
@@ -194,5 +206,6 @@ pub async fn stop(store: &Store, env: &Env, namespace: &str, job_id: &str, purge
                 Ok::<_, ServerError>(eval.id)
             }
         })
-        .await
+        .await?;
+    Ok(Stopped { eval_id: committed.value, index: u64::try_from(committed.commit.version).unwrap_or(0) })
 }

@@ -21,6 +21,7 @@ pub mod keys;
 pub mod metrics;
 pub mod nodes;
 pub mod queue;
+pub mod reads;
 pub mod snapshot;
 pub mod usage;
 pub mod worker;

@@ -1,6 +1,7 @@
 //! The scheduler workers' metrics, registered in the agent's Prometheus registry.
 
-use prometheus::{Histogram, HistogramOpts, IntCounter, IntCounterVec, Opts, Registry};
+pub use prometheus::Registry;
+use prometheus::{Histogram, HistogramOpts, IntCounter, IntCounterVec, Opts};
 
 /// Latency buckets from 1 ms to about 30 s (factor 1.5).
 fn latency_buckets() -> Vec<f64> {

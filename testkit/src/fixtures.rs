@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 
 use stead_store::model::{
-    DriverInfo, EphemeralDisk, Job, JobType, NetworkResource, Node, NodeCpuResources, NodeDiskResources,
+    DriverInfo, EphemeralDisk, Job, JobType, LogConfig, NetworkResource, Node, NodeCpuResources, NodeDiskResources,
     NodeMemoryResources, NodeResources, NodeStatus, Port, Resources, SchedulingEligibility, Task, TaskGroup,
 };
 
@@ -59,6 +59,8 @@ pub fn job(id: &str, kind: JobType, count: i32, cpu_mhz: i32, memory_mb: i32) ->
                 driver: "mock".to_owned(),
                 config: BTreeMap::from([("run_for".to_owned(), serde_json::json!("1h"))]),
                 resources: Some(Resources { cpu: Some(cpu_mhz), memory_mb: Some(memory_mb), ..Default::default() }),
+                // Logs fit the small disk, so the job validates as Nomad would check it.
+                log_config: Some(LogConfig { max_files: Some(2), max_file_size_mb: Some(4), ..Default::default() }),
                 ..Default::default()
             }],
             ..Default::default()

@@ -1,0 +1,225 @@
+//! The HTTP API in process: requests through the router, on the embedded store in memory.
+
+use std::sync::Arc;
+
+use axum::body::{Body, to_bytes};
+use axum::http::{Request, StatusCode};
+use serde_json::{Value, json};
+use stead_server::{Env, Store, nodes};
+use stead_store::model::JobType;
+use stead_testkit::fixtures;
+use tower::ServiceExt;
+
+use super::{ApiState, router};
+
+const LIMIT: usize = 64 * 1024;
+
+fn api() -> (Arc<ApiState>, axum::Router) {
+    let state = Arc::new(ApiState {
+        store: Store::new(stead_store::embedded::open_in_memory()),
+        env: Env::system(),
+        sched: Default::default(),
+        cluster_seed: 7,
+        server_addr: "127.0.0.1:4646".to_owned(),
+        region: "global".to_owned(),
+        datacenter: "dc1".to_owned(),
+        node_name: "test".to_owned(),
+        plan_cache: tokio::sync::Mutex::new(Default::default()),
+    });
+    (state.clone(), router(state, LIMIT))
+}
+
+struct Answer {
+    status: StatusCode,
+    index: Option<u64>,
+    text: String,
+}
+
+impl Answer {
+    fn json(&self) -> Value {
+        serde_json::from_str(&self.text).unwrap_or_else(|e| panic!("{e}: {}", self.text))
+    }
+}
+
+async fn call(app: &axum::Router, method: &str, uri: &str, body: impl Into<Body>) -> Answer {
+    let request = Request::builder().method(method).uri(uri).body(body.into()).unwrap();
+    let response = app.clone().oneshot(request).await.unwrap();
+    let status = response.status();
+    let index = response.headers().get("X-Nomad-Index").map(|v| v.to_str().unwrap().parse().unwrap());
+    let bytes = to_bytes(response.into_body(), usize::MAX).await.unwrap();
+    Answer { status, index, text: String::from_utf8(bytes.to_vec()).unwrap() }
+}
+
+fn job_body(id: &str, count: i32) -> String {
+    let job = fixtures::job(id, JobType::Service, count, 100, 128);
+    json!({ "Job": job }).to_string()
+}
+
+#[tokio::test]
+async fn a_job_is_registered_listed_read_versioned_stopped_and_purged() {
+    let (_, app) = api();
+    let reg = call(&app, "PUT", "/v1/jobs", job_body("web", 3)).await;
+    assert_eq!(reg.status, StatusCode::OK, "{}", reg.text);
+    let r = reg.json();
+    assert!(!r["EvalID"].as_str().unwrap().is_empty());
+    let first_index = r["JobModifyIndex"].as_u64().unwrap();
+    assert_eq!(reg.index, Some(first_index));
+
+    let list = call(&app, "GET", "/v1/jobs?prefix=we", Body::empty()).await;
+    let list = list.json();
+    assert_eq!(list.as_array().unwrap().len(), 1);
+    assert_eq!(list[0]["ID"], "web");
+    assert_eq!(list[0]["Status"], "pending");
+    assert_eq!(list[0]["JobSummary"]["Summary"]["g"]["Running"], 0);
+    assert_eq!(call(&app, "GET", "/v1/jobs?prefix=x", Body::empty()).await.text, "[]");
+
+    let job = call(&app, "GET", "/v1/job/web", Body::empty()).await.json();
+    assert_eq!((job["ID"].as_str(), job["Version"].as_u64()), (Some("web"), Some(0)));
+    assert_eq!(job["TaskGroups"][0]["Count"], 3);
+
+    // A changed count is a new version; the versions come newest first with their diff.
+    let again = call(&app, "POST", "/v1/job/web", job_body("web", 5)).await;
+    assert_eq!(again.status, StatusCode::OK, "{}", again.text);
+    let versions = call(&app, "GET", "/v1/job/web/versions?diffs=true", Body::empty()).await.json();
+    let v: Vec<u64> = versions["Versions"].as_array().unwrap().iter().map(|j| j["Version"].as_u64().unwrap()).collect();
+    assert_eq!(v, [1, 0]);
+    let diff = &versions["Diffs"][0];
+    assert_eq!(diff["Type"], "Edited");
+    assert_eq!(diff["TaskGroups"][0]["Fields"][0]["Name"], "Count", "{diff}");
+
+    let evals = call(&app, "GET", "/v1/job/web/evaluations", Body::empty()).await.json();
+    assert_eq!(evals.as_array().unwrap().len(), 2);
+    assert_eq!(call(&app, "GET", "/v1/job/web/allocations", Body::empty()).await.text, "[]");
+
+    // python-nomad sends booleans as Python prints them.
+    let stop = call(&app, "DELETE", "/v1/job/web?purge=True", Body::empty()).await;
+    assert_eq!(stop.status, StatusCode::OK, "{}", stop.text);
+    assert!(!stop.json()["EvalID"].as_str().unwrap().is_empty());
+    let gone = call(&app, "GET", "/v1/job/web", Body::empty()).await;
+    assert_eq!((gone.status, gone.text.as_str()), (StatusCode::NOT_FOUND, "job not found\n"));
+}
+
+#[tokio::test]
+async fn enforce_index_registers_only_against_the_index_it_names() {
+    let (_, app) = api();
+    let body = |index: u64| {
+        let job = fixtures::job("web", JobType::Service, 1, 100, 128);
+        json!({"Job": job, "EnforceIndex": true, "JobModifyIndex": index}).to_string()
+    };
+    assert_eq!(call(&app, "PUT", "/v1/jobs", body(0)).await.status, StatusCode::OK);
+    let index = call(&app, "GET", "/v1/job/web", Body::empty()).await.json()["JobModifyIndex"].as_u64().unwrap();
+    let stale = call(&app, "PUT", "/v1/jobs", body(index + 1)).await;
+    assert_eq!(stale.status, StatusCode::INTERNAL_SERVER_ERROR, "Nomad answers a failed check with 500");
+    assert!(stale.text.starts_with("Enforcing job modify index"), "{}", stale.text);
+    let exists = call(&app, "PUT", "/v1/jobs", body(0)).await;
+    assert!(exists.text.contains("already exists"), "{}", exists.text);
+    assert_eq!(call(&app, "PUT", "/v1/jobs", body(index)).await.status, StatusCode::OK);
+}
+
+#[tokio::test]
+async fn bad_requests_get_a_4xx_that_says_what_and_where_and_write_nothing() {
+    let (_, app) = api();
+    let cases: &[(&str, &str, String, StatusCode, &str)] = &[
+        ("PUT", "/v1/jobs", "{\"Job\": ".to_owned(), StatusCode::BAD_REQUEST, "line 1, column 8"),
+        ("PUT", "/v1/jobs", "{}".to_owned(), StatusCode::BAD_REQUEST, "Job is missing"),
+        ("PUT", "/v1/jobs", json!({"Job": {"ID": "x"}}).to_string(), StatusCode::BAD_REQUEST, "TaskGroups"),
+        ("PUT", "/v1/jobs", json!({"Job": {"ID": 7}}).to_string(), StatusCode::BAD_REQUEST, "ID"),
+        ("PUT", "/v1/job/other", job_body("web", 1), StatusCode::BAD_REQUEST, "does not match"),
+        ("PUT", "/v1/jobs", "x".repeat(LIMIT + 1), StatusCode::PAYLOAD_TOO_LARGE, ""),
+        ("DELETE", "/v1/job/web?purge=maybe", String::new(), StatusCode::BAD_REQUEST, "\"purge\""),
+        ("DELETE", "/v1/job/web", String::new(), StatusCode::NOT_FOUND, "not found"),
+        ("GET", "/v1/allocation/nope", String::new(), StatusCode::NOT_FOUND, "alloc not found"),
+        ("GET", "/v1/evaluation/nope", String::new(), StatusCode::NOT_FOUND, "eval not found"),
+        ("GET", "/v1/node/nope", String::new(), StatusCode::NOT_FOUND, "node not found"),
+        ("GET", "/v1/nowhere", String::new(), StatusCode::NOT_FOUND, "Invalid URL"),
+        ("PATCH", "/v1/job/web", String::new(), StatusCode::METHOD_NOT_ALLOWED, ""),
+        ("GET", "/v1/jobs/parse", String::new(), StatusCode::METHOD_NOT_ALLOWED, ""),
+    ];
+    for (method, uri, body, status, says) in cases {
+        let a = call(&app, method, uri, body.clone()).await;
+        assert_eq!(a.status, *status, "{method} {uri}: {}", a.text);
+        assert!(a.text.contains(says), "{method} {uri}: {:?} does not say {says:?}", a.text);
+    }
+    assert_eq!(call(&app, "GET", "/v1/jobs", Body::empty()).await.text, "[]", "nothing was written");
+}
+
+#[tokio::test]
+async fn job_ids_with_slashes_are_routed_by_suffix() {
+    let (_, app) = api();
+    let body = job_body("batch/dispatch-1", 1);
+    assert_eq!(call(&app, "PUT", "/v1/job/batch/dispatch-1", body).await.status, StatusCode::OK);
+    let job = call(&app, "GET", "/v1/job/batch/dispatch-1", Body::empty()).await.json();
+    assert_eq!(job["ID"], "batch/dispatch-1");
+    let summary = call(&app, "GET", "/v1/job/batch/dispatch-1/summary", Body::empty()).await.json();
+    assert_eq!(summary["JobID"], "batch/dispatch-1");
+}
+
+#[tokio::test]
+async fn plan_shows_what_a_register_would_place_and_the_index_to_check_and_commits_nothing() {
+    let (state, app) = api();
+    nodes::upsert(&state.store, &state.env, &fixtures::node("node-1", "dc1", 4000, 8192)).await.unwrap();
+    let body = |count: i32| {
+        let job = fixtures::job("web", JobType::Service, count, 100, 128);
+        json!({"Job": job, "Diff": true}).to_string()
+    };
+    let plan = call(&app, "POST", "/v1/job/web/plan", body(3)).await;
+    assert_eq!(plan.status, StatusCode::OK, "{}", plan.text);
+    let p = plan.json();
+    assert_eq!(p["Annotations"]["DesiredTGUpdates"]["g"]["Place"], 3);
+    assert_eq!(p["JobModifyIndex"], 0);
+    assert_eq!(p["Diff"]["Type"], "Added");
+    assert_eq!(p["FailedTGAllocs"], json!({}));
+    // 4000 MHz hold 40 allocations of 100 MHz: the 41st fails, and says why.
+    let p = call(&app, "POST", "/v1/job/web/plan", body(41)).await.json();
+    assert_eq!(p["Annotations"]["DesiredTGUpdates"]["g"]["Place"], 41);
+    assert_eq!(p["FailedTGAllocs"]["g"]["CoalescedFailures"], 0, "{}", p["FailedTGAllocs"]);
+    assert_eq!(p["FailedTGAllocs"]["g"]["NodesExhausted"], 1, "{}", p["FailedTGAllocs"]);
+    assert_eq!(call(&app, "GET", "/v1/jobs", Body::empty()).await.text, "[]", "a plan commits nothing");
+}
+
+#[tokio::test]
+async fn nodes_are_listed_as_stubs_and_read_without_their_secret() {
+    let (state, app) = api();
+    let mut n = fixtures::node("node-1", "dc1", 4000, 8192);
+    n.secret_id = "s3cret".to_owned();
+    nodes::upsert(&state.store, &state.env, &n).await.unwrap();
+    let list = call(&app, "GET", "/v1/nodes", Body::empty()).await.json();
+    assert_eq!(list[0]["ID"], "node-1");
+    assert_eq!(list[0]["Datacenter"], "dc1");
+    assert!(list[0].get("Attributes").is_none(), "a stub, not the record");
+    let node = call(&app, "GET", "/v1/node/node-1", Body::empty()).await;
+    assert_eq!(node.json()["SecretID"], "");
+    assert!(!node.text.contains("s3cret"));
+    assert_eq!(call(&app, "GET", "/v1/node/node-1/allocations", Body::empty()).await.text, "[]");
+}
+
+#[tokio::test]
+async fn parse_turns_hcl_into_the_job_and_keeps_server_files_out_of_reach() {
+    let (_, app) = api();
+    let hcl = "variable \"n\" {\n  default = 2\n}\njob \"web\" {\n  group \"g\" {\n    count = var.n\n    task \"t\" {\n      driver = \"raw_exec\"\n      config {\n        command = \"/bin/true\"\n      }\n    }\n  }\n}\n";
+    let a = call(
+        &app,
+        "POST",
+        "/v1/jobs/parse",
+        json!({"JobHCL": hcl, "Canonicalize": true, "Variables": "n=4\n"}).to_string(),
+    )
+    .await;
+    assert_eq!(a.status, StatusCode::OK, "{}", a.text);
+    let job = a.json();
+    assert_eq!((job["ID"].as_str(), job["TaskGroups"][0]["Count"].as_u64()), (Some("web"), Some(4)));
+    assert_eq!(job["Priority"], 50, "canonicalized");
+    let sneaky = "job \"x\" {\n  meta {\n    k = file(\"/etc/passwd\")\n  }\n}\n";
+    let a = call(&app, "POST", "/v1/jobs/parse", json!({"JobHCL": sneaky}).to_string()).await;
+    assert_eq!(a.status, StatusCode::BAD_REQUEST, "{}", a.text);
+    assert!(a.text.contains("not readable"), "{}", a.text);
+    assert!(!a.text.contains("root:"), "{}", a.text);
+}
+
+#[tokio::test]
+async fn status_and_agent_self_answer_as_nomad_clients_expect() {
+    let (_, app) = api();
+    assert_eq!(call(&app, "GET", "/v1/status/leader", Body::empty()).await.json(), "127.0.0.1:4646");
+    let me = call(&app, "GET", "/v1/agent/self", Body::empty()).await.json();
+    assert_eq!(me["config"]["Region"], "global");
+    assert_eq!(me["member"]["Port"], 4646);
+}

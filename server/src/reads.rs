@@ -1,0 +1,281 @@
+//! What the API reads, without a transport: the HTTP handlers (agent), the gRPC services
+//! and the simulator's workloads call these. Each read runs in one read-only transaction
+//! (snapshot reads: reading never conflicts) and answers with the store version it read at,
+//! which the HTTP API sends as `X-Nomad-Index`.
+//!
+//! Namespaces: a name, or `*` for every namespace.
+
+use std::collections::BTreeMap;
+use std::future::Future;
+
+use stead_store::diff::{JobDiff, diff_jobs};
+use stead_store::model::{
+    AllocListStub, Allocation, EvalStatus, Evaluation, Job, JobListStub, JobSummary, Node, NodeListStub,
+};
+use stead_store::records::{self, keys as record_keys};
+use stead_store::schema::{Continuation, PAGE_LIMIT_MAX, Page, PageOptions, Record, SchemaError, Tuple};
+use stead_store::{ReadMode, Transaction, Version};
+
+use crate::error::{Result, ServerError};
+use crate::keys::Store;
+
+/// The namespace that means every namespace.
+pub const ALL_NAMESPACES: &str = "*";
+
+/// A read's answer and the store version it was read at.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Read<T> {
+    pub value: T,
+    pub index: u64,
+}
+
+/// Runs `read` in a read-only transaction (retried on retryable errors).
+async fn read<'a, T, F, Fut>(store: &'a Store, read: F) -> Result<Read<T>>
+where
+    F: Fn(Transaction) -> Fut,
+    Fut: Future<Output = Result<T>> + 'a,
+{
+    store
+        .db
+        .run(|tx, _| {
+            let fut = read(tx.clone());
+            async move {
+                let value = fut.await?;
+                let version: Version = tx.get_read_version().await?;
+                Ok::<_, ServerError>(Read { value, index: u64::try_from(version).unwrap_or(0) })
+            }
+        })
+        .await
+}
+
+/// Every page of a paged read.
+async fn all_pages<T, F, Fut>(next_page: F) -> Result<Vec<T>>
+where
+    F: Fn(PageOptions) -> Fut,
+    Fut: Future<Output = Result<Page<T>, SchemaError>>,
+{
+    let mut items = Vec::new();
+    let mut next: Option<Continuation> = None;
+    loop {
+        let page = next_page(PageOptions::new(PAGE_LIMIT_MAX).after(next).read_mode(ReadMode::Snapshot)).await?;
+        items.extend(page.items);
+        next = page.next;
+        if next.is_none() {
+            return Ok(items);
+        }
+    }
+}
+
+/// Every record of kind `R` under `prefix`.
+async fn list_all<R: Record>(store: &Store, tx: &Transaction, prefix: &Tuple) -> Result<Vec<R>> {
+    all_pages(|page| async move { store.ks.list::<R>(tx, prefix, &page).await }).await
+}
+
+fn namespace_prefix(namespace: &str) -> Tuple {
+    if namespace == ALL_NAMESPACES { Tuple::empty() } else { Tuple::new(&namespace) }
+}
+
+fn not_found(what: &str) -> ServerError {
+    ServerError::NotFound(format!("{what} not found"))
+}
+
+async fn job_allocs_in(store: &Store, tx: &Transaction, namespace: &str, job_id: &str) -> Result<Vec<Allocation>> {
+    all_pages(|page| async move { records::allocs_by_job(&store.ks, tx, namespace, job_id, &page).await }).await
+}
+
+async fn job_evals_in(store: &Store, tx: &Transaction, namespace: &str, job_id: &str) -> Result<Vec<Evaluation>> {
+    all_pages(|page| async move { records::evals_by_job(&store.ks, tx, namespace, job_id, &page).await }).await
+}
+
+/// A job's summary: its allocations by group and status, and what its latest evaluation
+/// left queued.
+async fn summary_in(store: &Store, tx: &Transaction, job: &Job) -> Result<JobSummary> {
+    let allocs = job_allocs_in(store, tx, &job.namespace, job.id.as_str()).await?;
+    let evals = job_evals_in(store, tx, &job.namespace, job.id.as_str()).await?;
+    // The latest evaluation a worker completed says what is still queued (a blocked one
+    // left behind counts nothing itself).
+    let queued: BTreeMap<String, i64> = evals
+        .iter()
+        .filter(|e| e.status == EvalStatus::Complete)
+        .max_by_key(|e| e.create_index)
+        .map(|e| e.queued_allocations.iter().map(|(g, n)| (g.clone(), i64::from(*n))).collect())
+        .unwrap_or_default();
+    Ok(JobSummary::of(job, &allocs, &queued))
+}
+
+/// `GET /v1/jobs`: the jobs of `namespace` whose ID starts with `prefix`, by ID.
+pub async fn list_jobs(store: &Store, namespace: &str, prefix: &str) -> Result<Read<Vec<JobListStub>>> {
+    read(store, |tx| async move {
+        let ns = namespace_prefix(namespace);
+        let jobs = list_all::<Job>(store, &tx, &ns).await?;
+        let mut stubs = Vec::new();
+        for job in jobs.iter().filter(|j| j.id.as_str().starts_with(prefix)) {
+            stubs.push(JobListStub::of(job, summary_in(store, &tx, job).await?));
+        }
+        Ok(stubs)
+    })
+    .await
+}
+
+async fn job_in(store: &Store, tx: &Transaction, namespace: &str, job_id: &str) -> Result<Job> {
+    store
+        .ks
+        .get::<Job>(tx, &record_keys::job(namespace, job_id), ReadMode::Snapshot)
+        .await?
+        .ok_or_else(|| not_found("job"))
+}
+
+/// `GET /v1/job/:id`.
+pub async fn job(store: &Store, namespace: &str, job_id: &str) -> Result<Read<Job>> {
+    read(store, |tx| async move { job_in(store, &tx, namespace, job_id).await }).await
+}
+
+/// `GET /v1/job/:id/summary`.
+pub async fn job_summary(store: &Store, namespace: &str, job_id: &str) -> Result<Read<JobSummary>> {
+    read(store, |tx| async move {
+        let job = job_in(store, &tx, namespace, job_id).await?;
+        summary_in(store, &tx, &job).await
+    })
+    .await
+}
+
+/// `GET /v1/job/:id/allocations` (404 when the job does not exist).
+pub async fn job_allocations(store: &Store, namespace: &str, job_id: &str) -> Result<Read<Vec<Allocation>>> {
+    read(store, |tx| async move {
+        job_in(store, &tx, namespace, job_id).await?;
+        job_allocs_in(store, &tx, namespace, job_id).await
+    })
+    .await
+}
+
+/// `GET /v1/job/:id/evaluations`, newest first.
+pub async fn job_evaluations(store: &Store, namespace: &str, job_id: &str) -> Result<Read<Vec<Evaluation>>> {
+    read(store, |tx| async move {
+        job_in(store, &tx, namespace, job_id).await?;
+        let mut evals = job_evals_in(store, &tx, namespace, job_id).await?;
+        evals.sort_by(|a, b| b.create_index.cmp(&a.create_index).then_with(|| a.id.cmp(&b.id)));
+        Ok(evals)
+    })
+    .await
+}
+
+/// `GET /v1/job/:id/versions`: newest first, with `diffs[i]` = diff(`versions[i+1]` →
+/// `versions[i]`) when asked.
+pub async fn job_versions(
+    store: &Store,
+    namespace: &str,
+    job_id: &str,
+    with_diffs: bool,
+) -> Result<Read<(Vec<Job>, Vec<JobDiff>)>> {
+    read(store, |tx| async move {
+        let versions = records::list_job_versions(&store.ks, &tx, namespace, job_id, PAGE_LIMIT_MAX).await?;
+        if versions.is_empty() {
+            return Err(not_found("job"));
+        }
+        let diffs = if with_diffs {
+            let json = |job: &Job| serde_json::to_value(job).unwrap_or_default();
+            versions.windows(2).map(|w| diff_jobs(&json(&w[1]), &json(&w[0]))).collect()
+        } else {
+            Vec::new()
+        };
+        Ok((versions, diffs))
+    })
+    .await
+}
+
+/// `GET /v1/allocations`: by ID, those whose ID starts with `prefix`.
+pub async fn list_allocations(store: &Store, namespace: &str, prefix: &str) -> Result<Read<Vec<Allocation>>> {
+    read(store, |tx| async move {
+        let ns = namespace_prefix(namespace);
+        let allocs = list_all::<Allocation>(store, &tx, &ns).await?;
+        Ok(allocs.into_iter().filter(|a| a.id.as_str().starts_with(prefix)).collect())
+    })
+    .await
+}
+
+/// Stubs of allocations, for listings.
+pub fn alloc_stubs(allocs: &[Allocation], resources: bool) -> Vec<AllocListStub> {
+    allocs.iter().map(|a| AllocListStub::of(a, resources)).collect()
+}
+
+/// `GET /v1/allocation/:id` (the full ID).
+pub async fn allocation(store: &Store, namespace: &str, id: &str) -> Result<Read<Allocation>> {
+    read(store, |tx| async move {
+        store
+            .ks
+            .get::<Allocation>(&tx, &record_keys::alloc(namespace, id), ReadMode::Snapshot)
+            .await?
+            .ok_or_else(|| not_found("alloc"))
+    })
+    .await
+}
+
+/// `GET /v1/evaluations`: by ID, those whose ID starts with `prefix`.
+pub async fn list_evaluations(store: &Store, namespace: &str, prefix: &str) -> Result<Read<Vec<Evaluation>>> {
+    read(store, |tx| async move {
+        let ns = namespace_prefix(namespace);
+        let evals = list_all::<Evaluation>(store, &tx, &ns).await?;
+        Ok(evals.into_iter().filter(|e| e.id.as_str().starts_with(prefix)).collect())
+    })
+    .await
+}
+
+async fn eval_in(store: &Store, tx: &Transaction, namespace: &str, id: &str) -> Result<Evaluation> {
+    store
+        .ks
+        .get::<Evaluation>(tx, &record_keys::eval(namespace, id), ReadMode::Snapshot)
+        .await?
+        .ok_or_else(|| not_found("eval"))
+}
+
+/// `GET /v1/evaluation/:id`.
+pub async fn evaluation(store: &Store, namespace: &str, id: &str) -> Result<Read<Evaluation>> {
+    read(store, |tx| async move { eval_in(store, &tx, namespace, id).await }).await
+}
+
+/// `GET /v1/evaluation/:id/allocations`: the allocations the evaluation placed.
+pub async fn evaluation_allocations(store: &Store, namespace: &str, id: &str) -> Result<Read<Vec<Allocation>>> {
+    read(store, |tx| async move {
+        let eval = eval_in(store, &tx, namespace, id).await?;
+        let allocs = job_allocs_in(store, &tx, namespace, eval.job_id.as_str()).await?;
+        Ok(allocs.into_iter().filter(|a| a.eval_id == eval.id).collect())
+    })
+    .await
+}
+
+/// `GET /v1/nodes`: by ID, those whose ID starts with `prefix`.
+pub async fn list_nodes(store: &Store, prefix: &str) -> Result<Read<Vec<NodeListStub>>> {
+    read(store, |tx| async move {
+        let nodes = list_all::<Node>(store, &tx, &Tuple::empty()).await?;
+        Ok(nodes.iter().filter(|n| n.id.as_str().starts_with(prefix)).map(NodeListStub::of).collect())
+    })
+    .await
+}
+
+/// `GET /v1/node/:id`, its secret left out.
+pub async fn node(store: &Store, id: &str) -> Result<Read<Node>> {
+    read(store, |tx| async move {
+        let mut node = store
+            .ks
+            .get::<Node>(&tx, &record_keys::node(id), ReadMode::Snapshot)
+            .await?
+            .ok_or_else(|| not_found("node"))?;
+        node.secret_id = String::new();
+        Ok(node)
+    })
+    .await
+}
+
+/// `GET /v1/node/:id/allocations`.
+pub async fn node_allocations(store: &Store, id: &str) -> Result<Read<Vec<Allocation>>> {
+    read(store, |tx| async move {
+        store
+            .ks
+            .get::<Node>(&tx, &record_keys::node(id), ReadMode::Snapshot)
+            .await?
+            .ok_or_else(|| not_found("node"))?;
+        let tx = &tx;
+        all_pages(|page| async move { records::allocs_by_node(&store.ks, tx, id, &page).await }).await
+    })
+    .await
+}
