@@ -11,6 +11,8 @@ log() { printf '\n==> %s\n' "$*"; }
 missing=()
 dpkg -s libclang-dev >/dev/null 2>&1 || missing+=(libclang-dev)          # bindgen, for the fdb engine check
 command -v protoc >/dev/null 2>&1 || missing+=(protobuf-compiler)        # prost-build (gRPC definitions)
+command -v python3 >/dev/null 2>&1 || missing+=(python3)                 # python-nomad end-to-end test
+python3 -c "import venv, ensurepip" >/dev/null 2>&1 || missing+=(python3-venv)
 if ((${#missing[@]})); then
   log "installing ${missing[*]}"
   if [ "$(id -u)" -eq 0 ]; then sudo=""; else sudo="sudo"; fi

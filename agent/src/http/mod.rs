@@ -123,13 +123,14 @@ impl Params {
         self.get("prefix").unwrap_or("")
     }
 
-    /// A boolean parameter: absent is false; `true`/`false` in any case, `1`/`0`, and a
+    /// A boolean parameter: absent is false; what Go's `strconv.ParseBool` takes (`true`,
+    /// `True`, `TRUE`, `t`, `T`, `1` and the false ones; python-nomad sends `True`), and a
     /// bare `?name` (true); anything else is a 400 naming the parameter.
     pub fn flag(&self, name: &str) -> Result<bool, HttpError> {
         match self.get(name) {
             None => Ok(false),
-            Some(v) if v.is_empty() || v.eq_ignore_ascii_case("true") || v == "1" => Ok(true),
-            Some(v) if v.eq_ignore_ascii_case("false") || v == "0" => Ok(false),
+            Some("" | "1" | "t" | "T" | "true" | "True" | "TRUE") => Ok(true),
+            Some("0" | "f" | "F" | "false" | "False" | "FALSE") => Ok(false),
             Some(v) => Err(HttpError::bad_request(format!(
                 "query parameter {name:?}: {v:?} is not a boolean (true, false, 1 or 0)"
             ))),
