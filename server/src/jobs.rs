@@ -209,3 +209,111 @@ pub async fn stop(store: &Store, env: &Env, namespace: &str, job_id: &str, purge
         .await?;
     Ok(Stopped { eval_id: committed.value, index: u64::try_from(committed.commit.version).unwrap_or(0) })
 }
+
+/// What `POST /v1/job/:id/evaluate` did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Evaluated {
+    pub eval_id: EvalId,
+    /// The commit version (the evaluation's `CreateIndex`).
+    pub index: u64,
+    pub job_modify_index: u64,
+}
+
+/// Queues an evaluation of a job as it stands (Nomad's `job eval`). Periodic and
+/// parameterized parents are not evaluated themselves: their launches are.
+pub async fn evaluate(store: &Store, env: &Env, namespace: &str, job_id: &str) -> Result<Evaluated> {
+    let eval_id = env.new_id();
+    let now = env.now_ns();
+    let committed = store
+        .db
+        .run_committed(|tx, _| {
+            let eval_id = eval_id.clone();
+            async move {
+                let pk = record_keys::job(namespace, job_id);
+                let Some(job) = store.ks.get::<Job>(&tx, &pk, ReadMode::Serializable).await? else {
+                    return Err(ServerError::NotFound("job not found".to_owned()));
+                };
+                if !wants_eval(&job) {
+                    return Err(ServerError::Invalid(format!(
+                        "job {job_id:?} is periodic or parameterized: it is not evaluated itself (force a launch or dispatch it)"
+                    )));
+                }
+                let eval = job_eval(&eval_id, &job, EvalTrigger::JobRegister, now);
+                queue::enqueue(store, &tx, &eval, now).await?;
+                Ok::<_, ServerError>(job.job_modify_index)
+            }
+        })
+        .await?;
+    Ok(Evaluated {
+        eval_id: eval_id.into(),
+        index: u64::try_from(committed.commit.version).unwrap_or(0),
+        job_modify_index: committed.value,
+    })
+}
+
+/// Registers version `version` of a job again, as its newest version (Nomad's `job
+/// revert`). `enforce_prior_version`: the job's current version must be this one. The
+/// register checks the job's `JobModifyIndex` as read here, so a change in between fails
+/// it instead of being reverted over.
+pub async fn revert(
+    store: &Store,
+    env: &Env,
+    namespace: &str,
+    job_id: &str,
+    version: u64,
+    enforce_prior_version: Option<u64>,
+) -> Result<Registered> {
+    let (current, old) = store
+        .db
+        .run(|tx, _| async move {
+            let pk = record_keys::job(namespace, job_id);
+            let Some(current) = store.ks.get::<Job>(&tx, &pk, ReadMode::Snapshot).await? else {
+                return Err(ServerError::NotFound("job not found".to_owned()));
+            };
+            let old = records::get_job_version(&store.ks, &tx, namespace, job_id, version, ReadMode::Snapshot).await?;
+            Ok::<_, ServerError>((current, old))
+        })
+        .await?;
+    if let Some(want) = enforce_prior_version
+        && current.version != want
+    {
+        return Err(ServerError::Conflict(format!(
+            "current job has version {}; enforcing version {want}",
+            current.version
+        )));
+    }
+    if current.version == version {
+        return Err(ServerError::Invalid(format!("can't revert to current version {version}")));
+    }
+    let Some(old) = old else {
+        return Err(ServerError::NotFound(format!("job {job_id:?} has no version {version}")));
+    };
+    register(store, env, old, Some(current.job_modify_index)).await
+}
+
+/// Marks version `version` of a job stable or not (Nomad's `job/:id/stable`); the job
+/// itself too when that is its current version. Not a change of the specification: no
+/// new version, no evaluation. Returns the commit version.
+pub async fn set_stable(store: &Store, namespace: &str, job_id: &str, version: u64, stable: bool) -> Result<u64> {
+    let committed = store
+        .db
+        .run_committed(|tx, _| async move {
+            let Some(mut old) =
+                records::get_job_version(&store.ks, &tx, namespace, job_id, version, ReadMode::Serializable).await?
+            else {
+                return Err(ServerError::NotFound(format!("job {job_id:?} has no version {version}")));
+            };
+            old.stable = stable;
+            records::put_job_version(&store.ks, &tx, &old).await?;
+            let pk = record_keys::job(namespace, job_id);
+            if let Some(mut job) = store.ks.get::<Job>(&tx, &pk, ReadMode::Serializable).await?
+                && job.version == version
+            {
+                job.stable = stable;
+                store.ks.put(&tx, &job, PutOptions::default()).await?;
+            }
+            Ok::<_, ServerError>(())
+        })
+        .await?;
+    Ok(u64::try_from(committed.commit.version).unwrap_or(0))
+}

@@ -113,6 +113,7 @@ pub async fn run(options: Options) -> anyhow::Result<()> {
         region: "global".to_owned(),
         datacenter: "dc1".to_owned(),
         node_name: "dev".to_owned(),
+        registry,
         plan_cache: tokio::sync::Mutex::new(stead_server::snapshot::ClusterCache::new()),
     });
     let app = crate::http::router(state, options.body_limit);

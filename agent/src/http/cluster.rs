@@ -25,6 +25,7 @@ pub fn routes() -> Router<Arc<ApiState>> {
         .route("/v1/status/leader", get(leader))
         .route("/v1/status/peers", get(peers))
         .route("/v1/agent/self", get(agent_self))
+        .route("/v1/metrics", get(metrics))
 }
 
 type Q = Query<HashMap<String, String>>;
@@ -79,6 +80,25 @@ async fn leader(State(api): State<Arc<ApiState>>) -> HttpResult {
 
 async fn peers(State(api): State<Arc<ApiState>>) -> HttpResult {
     json(0, &[&api.server_addr])
+}
+
+/// `format=prometheus`: Prometheus' text format; otherwise Nomad's JSON.
+async fn metrics(State(api): State<Arc<ApiState>>, Query(q): Q) -> HttpResult {
+    use axum::response::IntoResponse;
+    let registry = &api.registry;
+    match Params(q).get("format") {
+        Some("prometheus") => {
+            let text = stead_server::metrics::prometheus_text(registry);
+            Ok(([(axum::http::header::CONTENT_TYPE, "text/plain; version=0.0.4")], text).into_response())
+        }
+        None | Some("") => {
+            let now = stead_store::model::time::format_rfc3339_nanos(api.env.now_ns());
+            json(0, &stead_server::metrics::nomad_json(registry, &now))
+        }
+        Some(other) => Err(super::HttpError::bad_request(format!(
+            "query parameter \"format\": {other:?} is not a metrics format (prometheus, or none for JSON)"
+        ))),
+    }
 }
 
 async fn agent_self(State(api): State<Arc<ApiState>>) -> HttpResult {

@@ -149,8 +149,18 @@ impl stead_jobspec::Env for ServerParseEnv {
 }
 
 /// Suffixes of `/v1/job/<id>/...`, longest first where one ends another.
-const SUFFIXES: &[&str] =
-    &["allocations", "evaluations", "versions", "summary", "plan", "deployments", "deployment", "evaluate"];
+const SUFFIXES: &[&str] = &[
+    "allocations",
+    "evaluations",
+    "versions",
+    "summary",
+    "plan",
+    "deployments",
+    "deployment",
+    "evaluate",
+    "revert",
+    "stable",
+];
 
 /// Splits `<id>/<suffix>` into the job ID and the suffix ("" for the job itself).
 fn split_job_path(rest: &str) -> (&str, &str) {
@@ -214,7 +224,56 @@ async fn job_path(
         ("deployments", true, _) => json(0, &Vec::<Value>::new()),
         ("deployment", true, _) => json(0, &Value::Null),
         ("plan", _, true) => plan(&api, &q, &body, id).await,
+        ("evaluate", _, true) => {
+            let e = jobs::evaluate(&api.store, &api.env, ns, id).await?;
+            json(
+                e.index,
+                &j!({"EvalID": e.eval_id.as_str(), "EvalCreateIndex": e.index, "JobModifyIndex": e.job_modify_index, "Index": e.index}),
+            )
+        }
+        ("revert", _, true) => {
+            let value = body_json(&body)?;
+            let version = version_field(&value, "JobVersion")?
+                .ok_or_else(|| HttpError::bad_request("request body: JobVersion is missing"))?;
+            let prior = version_field(&value, "EnforcePriorVersion")?;
+            let r = jobs::revert(&api.store, &api.env, ns, id, version, prior).await?;
+            json(
+                r.index,
+                &j!({
+                    "EvalID": r.eval_id.as_ref().map(|e| e.as_str()).unwrap_or(""),
+                    "EvalCreateIndex": r.index,
+                    "JobModifyIndex": r.job_modify_index,
+                    "Warnings": "",
+                    "Index": r.index,
+                }),
+            )
+        }
+        ("stable", _, true) => {
+            let value = body_json(&body)?;
+            let version = version_field(&value, "JobVersion")?
+                .ok_or_else(|| HttpError::bad_request("request body: JobVersion is missing"))?;
+            let stable = match member(&value, "Stable") {
+                None | Some(Value::Null) => false,
+                Some(Value::Bool(b)) => *b,
+                Some(other) => {
+                    return Err(HttpError::bad_request(format!("request body: Stable must be a boolean, not {other}")));
+                }
+            };
+            let index = jobs::set_stable(&api.store, ns, id, version, stable).await?;
+            json(index, &j!({"JobModifyIndex": index, "Index": index}))
+        }
         _ => Err(HttpError::method_not_allowed()),
+    }
+}
+
+/// A version number in a request body (absent or null: None).
+fn version_field(value: &Value, name: &str) -> Result<Option<u64>, HttpError> {
+    match member(value, name) {
+        None | Some(Value::Null) => Ok(None),
+        Some(v) => v
+            .as_u64()
+            .map(Some)
+            .ok_or_else(|| HttpError::bad_request(format!("request body: {name} must be a version number, not {v}"))),
     }
 }
 

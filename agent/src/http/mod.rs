@@ -35,6 +35,8 @@ pub struct ApiState {
     pub region: String,
     pub datacenter: String,
     pub node_name: String,
+    /// The process's metrics (`/v1/metrics`).
+    pub registry: stead_server::metrics::Registry,
     /// The cluster view `job plan` schedules on, kept between plans.
     pub plan_cache: tokio::sync::Mutex<stead_server::snapshot::ClusterCache>,
 }

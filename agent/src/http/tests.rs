@@ -24,6 +24,7 @@ fn api() -> (Arc<ApiState>, axum::Router) {
         region: "global".to_owned(),
         datacenter: "dc1".to_owned(),
         node_name: "test".to_owned(),
+        registry: Default::default(),
         plan_cache: tokio::sync::Mutex::new(Default::default()),
     });
     (state.clone(), router(state, LIMIT))
@@ -222,4 +223,62 @@ async fn status_and_agent_self_answer_as_nomad_clients_expect() {
     let me = call(&app, "GET", "/v1/agent/self", Body::empty()).await.json();
     assert_eq!(me["config"]["Region"], "global");
     assert_eq!(me["member"]["Port"], 4646);
+}
+
+#[tokio::test]
+async fn revert_registers_an_old_version_again_and_checks_the_prior_version() {
+    let (_, app) = api();
+    assert_eq!(call(&app, "PUT", "/v1/jobs", job_body("web", 1)).await.status, StatusCode::OK);
+    assert_eq!(call(&app, "PUT", "/v1/jobs", job_body("web", 2)).await.status, StatusCode::OK);
+    let revert = |version: u64, prior: Option<u64>| {
+        json!({"JobID": "web", "JobVersion": version, "EnforcePriorVersion": prior}).to_string()
+    };
+    let stale = call(&app, "POST", "/v1/job/web/revert", revert(0, Some(0))).await;
+    assert_eq!(stale.status, StatusCode::INTERNAL_SERVER_ERROR);
+    assert!(stale.text.contains("enforcing version 0"), "{}", stale.text);
+    let same = call(&app, "POST", "/v1/job/web/revert", revert(1, None)).await;
+    assert_eq!(same.status, StatusCode::BAD_REQUEST, "{}", same.text);
+    let missing = call(&app, "POST", "/v1/job/web/revert", revert(9, None)).await;
+    assert_eq!(missing.status, StatusCode::NOT_FOUND, "{}", missing.text);
+    let bad = call(&app, "POST", "/v1/job/web/revert", json!({"JobVersion": "zero"}).to_string()).await;
+    assert!(bad.status == StatusCode::BAD_REQUEST && bad.text.contains("JobVersion"), "{}", bad.text);
+
+    let ok = call(&app, "POST", "/v1/job/web/revert", revert(0, Some(1))).await;
+    assert_eq!(ok.status, StatusCode::OK, "{}", ok.text);
+    assert!(!ok.json()["EvalID"].as_str().unwrap().is_empty());
+    let job = call(&app, "GET", "/v1/job/web", Body::empty()).await.json();
+    assert_eq!((job["Version"].as_u64(), job["TaskGroups"][0]["Count"].as_u64()), (Some(2), Some(1)));
+}
+
+#[tokio::test]
+async fn stable_marks_a_version_and_evaluate_queues_an_evaluation() {
+    let (_, app) = api();
+    assert_eq!(call(&app, "PUT", "/v1/jobs", job_body("web", 1)).await.status, StatusCode::OK);
+    let body = json!({"JobID": "web", "JobVersion": 0, "Stable": true}).to_string();
+    let a = call(&app, "POST", "/v1/job/web/stable", body).await;
+    assert_eq!(a.status, StatusCode::OK, "{}", a.text);
+    let versions = call(&app, "GET", "/v1/job/web/versions", Body::empty()).await.json();
+    assert_eq!(versions["Versions"][0]["Stable"], true);
+    assert_eq!(call(&app, "GET", "/v1/job/web", Body::empty()).await.json()["Stable"], true);
+
+    // python-nomad's evaluate sends no body.
+    let e = call(&app, "POST", "/v1/job/web/evaluate", Body::empty()).await;
+    assert_eq!(e.status, StatusCode::OK, "{}", e.text);
+    let id = e.json()["EvalID"].as_str().unwrap().to_owned();
+    let evals = call(&app, "GET", "/v1/job/web/evaluations", Body::empty()).await.json();
+    assert!(evals.as_array().unwrap().iter().any(|e| e["ID"] == id.as_str()), "{evals}");
+    assert_eq!(call(&app, "POST", "/v1/job/nope/evaluate", Body::empty()).await.status, StatusCode::NOT_FOUND);
+}
+
+#[tokio::test]
+async fn metrics_answer_in_prometheus_text_and_in_nomads_json() {
+    let (state, app) = api();
+    let m = stead_server::metrics::SchedMetrics::new(&state.registry).unwrap();
+    m.placements.inc_by(3);
+    let text = call(&app, "GET", "/v1/metrics?format=prometheus", Body::empty()).await.text;
+    assert!(text.contains("stead_sched_placements_total 3"), "{text}");
+    let j = call(&app, "GET", "/v1/metrics", Body::empty()).await.json();
+    let placements = j["Counters"].as_array().unwrap().iter().find(|c| c["Name"] == "stead_sched_placements_total");
+    assert_eq!(placements.map(|c| c["Count"].clone()), Some(json!(3.0)), "{j}");
+    assert_eq!(call(&app, "GET", "/v1/metrics?format=xml", Body::empty()).await.status, StatusCode::BAD_REQUEST);
 }
