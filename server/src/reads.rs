@@ -1,20 +1,22 @@
 //! What the API reads, without a transport: the HTTP handlers (agent), the gRPC services
 //! and the simulator's workloads call these. Each read runs in one read-only transaction
-//! (snapshot reads: reading never conflicts) and answers with the store version it read at,
-//! which the HTTP API sends as `X-Nomad-Index`.
+//! (snapshot reads: reading never conflicts) and answers with its table index: the last
+//! commit that changed a record of the kinds it reads ([`tables`]), which the HTTP API
+//! sends as `X-Nomad-Index` and blocking queries wait on ([`wait_for_change`]).
 //!
 //! Namespaces: a name, or `*` for every namespace.
 
 use std::collections::BTreeMap;
 use std::future::Future;
+use std::time::Duration;
 
 use stead_store::diff::{JobDiff, diff_jobs};
 use stead_store::model::{
     AllocListStub, Allocation, EvalStatus, Evaluation, Job, JobListStub, JobSummary, Node, NodeListStub,
 };
 use stead_store::records::{self, keys as record_keys};
-use stead_store::schema::{Continuation, PAGE_LIMIT_MAX, Page, PageOptions, Record, SchemaError, Tuple};
-use stead_store::{ReadMode, Transaction, Version};
+use stead_store::schema::{Continuation, Kind, PAGE_LIMIT_MAX, Page, PageOptions, Record, SchemaError, Tuple};
+use stead_store::{ReadMode, Transaction};
 
 use crate::error::{Result, ServerError};
 use crate::keys::Store;
@@ -22,15 +24,40 @@ use crate::keys::Store;
 /// The namespace that means every namespace.
 pub const ALL_NAMESPACES: &str = "*";
 
-/// A read's answer and the store version it was read at.
+/// A read's answer and its table index.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Read<T> {
     pub value: T,
     pub index: u64,
 }
 
-/// Runs `read` in a read-only transaction (retried on retryable errors).
-async fn read<'a, T, F, Fut>(store: &'a Store, read: F) -> Result<Read<T>>
+/// The record kinds each read depends on: its index is the last commit that changed one
+/// of them, and a blocking query on it waits for the next.
+pub mod tables {
+    use stead_store::schema::Kind;
+
+    pub const JOBS: &[Kind] = &[Kind::JOB, Kind::ALLOC, Kind::EVAL];
+    pub const JOB: &[Kind] = &[Kind::JOB];
+    pub const JOB_SUMMARY: &[Kind] = &[Kind::JOB, Kind::ALLOC, Kind::EVAL];
+    pub const JOB_VERSIONS: &[Kind] = &[Kind::JOB_VERSION];
+    pub const ALLOCS: &[Kind] = &[Kind::ALLOC];
+    pub const EVALS: &[Kind] = &[Kind::EVAL];
+    pub const NODES: &[Kind] = &[Kind::NODE];
+}
+
+/// The last commit that changed a record of one of `kinds` (at least 1, as Nomad's
+/// indexes start there).
+async fn table_index(store: &Store, tx: &Transaction, kinds: &[Kind]) -> Result<u64> {
+    let mut index = 1;
+    for &kind in kinds {
+        index = index.max(store.ks.changed_version(tx, kind, ReadMode::Snapshot).await?);
+    }
+    Ok(index)
+}
+
+/// Runs `read` in a read-only transaction (retried on retryable errors); its index is
+/// the table index of `kinds` in the same transaction.
+async fn read<'a, T, F, Fut>(store: &'a Store, kinds: &'static [Kind], read: F) -> Result<Read<T>>
 where
     F: Fn(Transaction) -> Fut,
     Fut: Future<Output = Result<T>> + 'a,
@@ -41,11 +68,30 @@ where
             let fut = read(tx.clone());
             async move {
                 let value = fut.await?;
-                let version: Version = tx.get_read_version().await?;
-                Ok::<_, ServerError>(Read { value, index: u64::try_from(version).unwrap_or(0) })
+                let index = table_index(store, &tx, kinds).await?;
+                Ok::<_, ServerError>(Read { value, index })
             }
         })
         .await
+}
+
+/// A blocking query's wait: returns once a record of one of `kinds` changed in a commit
+/// after `index`, or when `wait` has passed (the caller then answers with what it reads,
+/// changed or not, as Nomad does).
+pub async fn wait_for_change(store: &Store, kinds: &[Kind], index: u64, wait: Duration) -> Result<()> {
+    let deadline = tokio::time::Instant::now() + wait;
+    loop {
+        let tx = store.db.create_transaction()?;
+        if table_index(store, &tx, kinds).await? > index {
+            return Ok(());
+        }
+        let watches: Vec<_> = kinds.iter().map(|&k| Box::pin(tx.watch(&store.ks.changed_key(k)))).collect();
+        tx.commit().await?;
+        tokio::select! {
+            _ = futures::future::select_all(watches) => {}
+            () = tokio::time::sleep_until(deadline) => return Ok(()),
+        }
+    }
 }
 
 /// Every page of a paged read.
@@ -105,7 +151,7 @@ async fn summary_in(store: &Store, tx: &Transaction, job: &Job) -> Result<JobSum
 
 /// `GET /v1/jobs`: the jobs of `namespace` whose ID starts with `prefix`, by ID.
 pub async fn list_jobs(store: &Store, namespace: &str, prefix: &str) -> Result<Read<Vec<JobListStub>>> {
-    read(store, |tx| async move {
+    read(store, tables::JOBS, |tx| async move {
         let ns = namespace_prefix(namespace);
         let jobs = list_all::<Job>(store, &tx, &ns).await?;
         let mut stubs = Vec::new();
@@ -127,12 +173,12 @@ async fn job_in(store: &Store, tx: &Transaction, namespace: &str, job_id: &str) 
 
 /// `GET /v1/job/:id`.
 pub async fn job(store: &Store, namespace: &str, job_id: &str) -> Result<Read<Job>> {
-    read(store, |tx| async move { job_in(store, &tx, namespace, job_id).await }).await
+    read(store, tables::JOB, |tx| async move { job_in(store, &tx, namespace, job_id).await }).await
 }
 
 /// `GET /v1/job/:id/summary`.
 pub async fn job_summary(store: &Store, namespace: &str, job_id: &str) -> Result<Read<JobSummary>> {
-    read(store, |tx| async move {
+    read(store, tables::JOB_SUMMARY, |tx| async move {
         let job = job_in(store, &tx, namespace, job_id).await?;
         summary_in(store, &tx, &job).await
     })
@@ -141,7 +187,7 @@ pub async fn job_summary(store: &Store, namespace: &str, job_id: &str) -> Result
 
 /// `GET /v1/job/:id/allocations` (404 when the job does not exist).
 pub async fn job_allocations(store: &Store, namespace: &str, job_id: &str) -> Result<Read<Vec<Allocation>>> {
-    read(store, |tx| async move {
+    read(store, tables::ALLOCS, |tx| async move {
         job_in(store, &tx, namespace, job_id).await?;
         job_allocs_in(store, &tx, namespace, job_id).await
     })
@@ -150,7 +196,7 @@ pub async fn job_allocations(store: &Store, namespace: &str, job_id: &str) -> Re
 
 /// `GET /v1/job/:id/evaluations`, newest first.
 pub async fn job_evaluations(store: &Store, namespace: &str, job_id: &str) -> Result<Read<Vec<Evaluation>>> {
-    read(store, |tx| async move {
+    read(store, tables::EVALS, |tx| async move {
         job_in(store, &tx, namespace, job_id).await?;
         let mut evals = job_evals_in(store, &tx, namespace, job_id).await?;
         evals.sort_by(|a, b| b.create_index.cmp(&a.create_index).then_with(|| a.id.cmp(&b.id)));
@@ -167,7 +213,7 @@ pub async fn job_versions(
     job_id: &str,
     with_diffs: bool,
 ) -> Result<Read<(Vec<Job>, Vec<JobDiff>)>> {
-    read(store, |tx| async move {
+    read(store, tables::JOB_VERSIONS, |tx| async move {
         let versions = records::list_job_versions(&store.ks, &tx, namespace, job_id, PAGE_LIMIT_MAX).await?;
         if versions.is_empty() {
             return Err(not_found("job"));
@@ -185,7 +231,7 @@ pub async fn job_versions(
 
 /// `GET /v1/allocations`: by ID, those whose ID starts with `prefix`.
 pub async fn list_allocations(store: &Store, namespace: &str, prefix: &str) -> Result<Read<Vec<Allocation>>> {
-    read(store, |tx| async move {
+    read(store, tables::ALLOCS, |tx| async move {
         let ns = namespace_prefix(namespace);
         let allocs = list_all::<Allocation>(store, &tx, &ns).await?;
         Ok(allocs.into_iter().filter(|a| a.id.as_str().starts_with(prefix)).collect())
@@ -200,7 +246,7 @@ pub fn alloc_stubs(allocs: &[Allocation], resources: bool) -> Vec<AllocListStub>
 
 /// `GET /v1/allocation/:id` (the full ID).
 pub async fn allocation(store: &Store, namespace: &str, id: &str) -> Result<Read<Allocation>> {
-    read(store, |tx| async move {
+    read(store, tables::ALLOCS, |tx| async move {
         store
             .ks
             .get::<Allocation>(&tx, &record_keys::alloc(namespace, id), ReadMode::Snapshot)
@@ -212,7 +258,7 @@ pub async fn allocation(store: &Store, namespace: &str, id: &str) -> Result<Read
 
 /// `GET /v1/evaluations`: by ID, those whose ID starts with `prefix`.
 pub async fn list_evaluations(store: &Store, namespace: &str, prefix: &str) -> Result<Read<Vec<Evaluation>>> {
-    read(store, |tx| async move {
+    read(store, tables::EVALS, |tx| async move {
         let ns = namespace_prefix(namespace);
         let evals = list_all::<Evaluation>(store, &tx, &ns).await?;
         Ok(evals.into_iter().filter(|e| e.id.as_str().starts_with(prefix)).collect())
@@ -230,12 +276,12 @@ async fn eval_in(store: &Store, tx: &Transaction, namespace: &str, id: &str) -> 
 
 /// `GET /v1/evaluation/:id`.
 pub async fn evaluation(store: &Store, namespace: &str, id: &str) -> Result<Read<Evaluation>> {
-    read(store, |tx| async move { eval_in(store, &tx, namespace, id).await }).await
+    read(store, tables::EVALS, |tx| async move { eval_in(store, &tx, namespace, id).await }).await
 }
 
 /// `GET /v1/evaluation/:id/allocations`: the allocations the evaluation placed.
 pub async fn evaluation_allocations(store: &Store, namespace: &str, id: &str) -> Result<Read<Vec<Allocation>>> {
-    read(store, |tx| async move {
+    read(store, tables::ALLOCS, |tx| async move {
         let eval = eval_in(store, &tx, namespace, id).await?;
         let allocs = job_allocs_in(store, &tx, namespace, eval.job_id.as_str()).await?;
         Ok(allocs.into_iter().filter(|a| a.eval_id == eval.id).collect())
@@ -245,7 +291,7 @@ pub async fn evaluation_allocations(store: &Store, namespace: &str, id: &str) ->
 
 /// `GET /v1/nodes`: by ID, those whose ID starts with `prefix`.
 pub async fn list_nodes(store: &Store, prefix: &str) -> Result<Read<Vec<NodeListStub>>> {
-    read(store, |tx| async move {
+    read(store, tables::NODES, |tx| async move {
         let nodes = list_all::<Node>(store, &tx, &Tuple::empty()).await?;
         Ok(nodes.iter().filter(|n| n.id.as_str().starts_with(prefix)).map(NodeListStub::of).collect())
     })
@@ -254,7 +300,7 @@ pub async fn list_nodes(store: &Store, prefix: &str) -> Result<Read<Vec<NodeList
 
 /// `GET /v1/node/:id`, its secret left out.
 pub async fn node(store: &Store, id: &str) -> Result<Read<Node>> {
-    read(store, |tx| async move {
+    read(store, tables::NODES, |tx| async move {
         let mut node = store
             .ks
             .get::<Node>(&tx, &record_keys::node(id), ReadMode::Snapshot)
@@ -268,7 +314,7 @@ pub async fn node(store: &Store, id: &str) -> Result<Read<Node>> {
 
 /// `GET /v1/node/:id/allocations`.
 pub async fn node_allocations(store: &Store, id: &str) -> Result<Read<Vec<Allocation>>> {
-    read(store, |tx| async move {
+    read(store, tables::ALLOCS, |tx| async move {
         store
             .ks
             .get::<Node>(&tx, &record_keys::node(id), ReadMode::Snapshot)

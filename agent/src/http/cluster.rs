@@ -8,9 +8,9 @@ use axum::Router;
 use axum::extract::{Path, Query, State};
 use axum::routing::get;
 use serde_json::json as j;
-use stead_server::reads;
+use stead_server::reads::{self, tables};
 
-use super::{ApiState, HttpResult, Params, json};
+use super::{ApiState, HttpResult, Params, block, json};
 
 pub fn routes() -> Router<Arc<ApiState>> {
     Router::new()
@@ -32,42 +32,54 @@ type Q = Query<HashMap<String, String>>;
 
 async fn allocations(State(api): State<Arc<ApiState>>, Query(q): Q) -> HttpResult {
     let q = Params(q);
+    block(&api, &q, tables::ALLOCS).await?;
     let r = reads::list_allocations(&api.store, q.namespace(), q.prefix()).await?;
     json(r.index, &reads::alloc_stubs(&r.value, q.flag("resources")?))
 }
 
 async fn allocation(State(api): State<Arc<ApiState>>, Path(id): Path<String>, Query(q): Q) -> HttpResult {
-    let r = reads::allocation(&api.store, Params(q).namespace(), &id).await?;
+    let q = Params(q);
+    block(&api, &q, tables::ALLOCS).await?;
+    let r = reads::allocation(&api.store, q.namespace(), &id).await?;
     json(r.index, &r.value)
 }
 
 async fn evaluations(State(api): State<Arc<ApiState>>, Query(q): Q) -> HttpResult {
     let q = Params(q);
+    block(&api, &q, tables::EVALS).await?;
     let r = reads::list_evaluations(&api.store, q.namespace(), q.prefix()).await?;
     json(r.index, &r.value)
 }
 
 async fn evaluation(State(api): State<Arc<ApiState>>, Path(id): Path<String>, Query(q): Q) -> HttpResult {
-    let r = reads::evaluation(&api.store, Params(q).namespace(), &id).await?;
+    let q = Params(q);
+    block(&api, &q, tables::EVALS).await?;
+    let r = reads::evaluation(&api.store, q.namespace(), &id).await?;
     json(r.index, &r.value)
 }
 
 async fn evaluation_allocations(State(api): State<Arc<ApiState>>, Path(id): Path<String>, Query(q): Q) -> HttpResult {
-    let r = reads::evaluation_allocations(&api.store, Params(q).namespace(), &id).await?;
+    let q = Params(q);
+    block(&api, &q, tables::ALLOCS).await?;
+    let r = reads::evaluation_allocations(&api.store, q.namespace(), &id).await?;
     json(r.index, &reads::alloc_stubs(&r.value, false))
 }
 
 async fn nodes(State(api): State<Arc<ApiState>>, Query(q): Q) -> HttpResult {
-    let r = reads::list_nodes(&api.store, Params(q).prefix()).await?;
+    let q = Params(q);
+    block(&api, &q, tables::NODES).await?;
+    let r = reads::list_nodes(&api.store, q.prefix()).await?;
     json(r.index, &r.value)
 }
 
-async fn node(State(api): State<Arc<ApiState>>, Path(id): Path<String>) -> HttpResult {
+async fn node(State(api): State<Arc<ApiState>>, Path(id): Path<String>, Query(q): Q) -> HttpResult {
+    block(&api, &Params(q), tables::NODES).await?;
     let r = reads::node(&api.store, &id).await?;
     json(r.index, &r.value)
 }
 
-async fn node_allocations(State(api): State<Arc<ApiState>>, Path(id): Path<String>) -> HttpResult {
+async fn node_allocations(State(api): State<Arc<ApiState>>, Path(id): Path<String>, Query(q): Q) -> HttpResult {
+    block(&api, &Params(q), tables::ALLOCS).await?;
     let r = reads::node_allocations(&api.store, &id).await?;
     json(r.index, &r.value)
 }

@@ -11,11 +11,12 @@ use axum::extract::{Path, Query, State};
 use axum::http::Method;
 use axum::routing::{any, get};
 use serde_json::{Value, json as j};
-use stead_server::{dry_run, jobs, reads};
+use stead_server::reads::{self, tables};
+use stead_server::{dry_run, jobs};
 use stead_store::diff::diff_jobs;
 use stead_store::model::{self, Job};
 
-use super::{ApiState, HttpError, HttpResult, Params, body_json, json, member};
+use super::{ApiState, HttpError, HttpResult, Params, block, body_json, json, member};
 
 pub fn routes() -> Router<Arc<ApiState>> {
     Router::new()
@@ -26,6 +27,7 @@ pub fn routes() -> Router<Arc<ApiState>> {
 
 async fn list(State(api): State<Arc<ApiState>>, Query(q): Query<HashMap<String, String>>) -> HttpResult {
     let q = Params(q);
+    block(&api, &q, tables::JOBS).await?;
     let read = reads::list_jobs(&api.store, q.namespace(), q.prefix()).await?;
     json(read.index, &read.value)
 }
@@ -186,6 +188,16 @@ async fn job_path(
     let ns = q.namespace();
     let read_only = method == Method::GET;
     let write = method == Method::PUT || method == Method::POST;
+    if read_only {
+        let kinds = match suffix {
+            "" => tables::JOB,
+            "allocations" => tables::ALLOCS,
+            "evaluations" => tables::EVALS,
+            "versions" => tables::JOB_VERSIONS,
+            _ => tables::JOB_SUMMARY,
+        };
+        block(&api, &q, kinds).await?;
+    }
     match (suffix, read_only, write) {
         ("", true, _) => {
             let r = reads::job(&api.store, ns, id).await?;

@@ -14,6 +14,7 @@ mod jobs;
 
 use std::collections::HashMap;
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
@@ -138,6 +139,73 @@ impl Params {
             ))),
         }
     }
+}
+
+/// Blocking queries wait at most this long by default (`wait` absent), as Nomad.
+const WAIT_DEFAULT: Duration = Duration::from_secs(5 * 60);
+/// And never longer than this.
+const WAIT_MAX: Duration = Duration::from_secs(10 * 60);
+
+/// A blocking query (`?index=N[&wait=D]`): waits until a record of `kinds` changes in a
+/// commit after N, or D passes (default 5m, at most 10m, plus up to D/16 of random
+/// jitter, as Nomad); the handler then reads and answers as usual. Without `index`,
+/// returns at once.
+pub async fn block(api: &ApiState, q: &Params, kinds: &[stead_store::schema::Kind]) -> Result<(), HttpError> {
+    let Some(index) = q.get("index") else {
+        return Ok(());
+    };
+    let index: u64 = index
+        .parse()
+        .map_err(|_| HttpError::bad_request(format!("query parameter \"index\": {index:?} is not an index")))?;
+    let wait = match q.get("wait") {
+        None | Some("") => WAIT_DEFAULT,
+        Some(w) => parse_go_duration(w)
+            .map_err(|why| HttpError::bad_request(format!("query parameter \"wait\": {w:?}: {why}")))?,
+    }
+    .min(WAIT_MAX);
+    let jitter = wait / 16;
+    let jitter = if jitter.is_zero() {
+        Duration::ZERO
+    } else {
+        Duration::from_nanos(api.env.entropy.next_u64() % jitter.as_nanos().max(1) as u64)
+    };
+    stead_server::reads::wait_for_change(&api.store, kinds, index, wait + jitter).await?;
+    Ok(())
+}
+
+/// A duration as Go's `time.ParseDuration` writes it: `300ms`, `1.5s`, `5m`, `1h10m`.
+pub fn parse_go_duration(text: &str) -> Result<Duration, String> {
+    if text == "0" {
+        return Ok(Duration::ZERO);
+    }
+    let mut rest = text;
+    let mut total = 0f64;
+    if rest.is_empty() {
+        return Err("empty duration".to_owned());
+    }
+    while !rest.is_empty() {
+        let digits = rest.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(rest.len());
+        let (number, after) = rest.split_at(digits);
+        let value: f64 = number.parse().map_err(|_| format!("{number:?} is not a number"))?;
+        let unit_len = after.find(|c: char| c.is_ascii_digit() || c == '.').unwrap_or(after.len());
+        let (unit, next) = after.split_at(unit_len);
+        let nanos = match unit {
+            "ns" => 1.0,
+            "us" | "µs" => 1e3,
+            "ms" => 1e6,
+            "s" => 1e9,
+            "m" => 60e9,
+            "h" => 3600e9,
+            "" => return Err("a unit is missing (ns, us, ms, s, m or h)".to_owned()),
+            other => return Err(format!("unknown unit {other:?} (ns, us, ms, s, m or h)")),
+        };
+        total += value * nanos;
+        rest = next;
+    }
+    if !total.is_finite() || total > WAIT_MAX.as_nanos() as f64 * 1000.0 {
+        return Err("too long".to_owned());
+    }
+    Ok(Duration::from_nanos(total as u64))
 }
 
 /// Reads a JSON request body: empty bodies are `{}` where Nomad tolerates them; a syntax

@@ -282,3 +282,61 @@ async fn metrics_answer_in_prometheus_text_and_in_nomads_json() {
     assert_eq!(placements.map(|c| c["Count"].clone()), Some(json!(3.0)), "{j}");
     assert_eq!(call(&app, "GET", "/v1/metrics?format=xml", Body::empty()).await.status, StatusCode::BAD_REQUEST);
 }
+
+#[test]
+fn waits_parse_as_go_durations() {
+    use super::parse_go_duration as d;
+    use std::time::Duration;
+    assert_eq!(d("5m"), Ok(Duration::from_secs(300)));
+    assert_eq!(d("1.5s"), Ok(Duration::from_millis(1500)));
+    assert_eq!(d("1h10m"), Ok(Duration::from_secs(4200)));
+    assert_eq!(d("300ms"), Ok(Duration::from_millis(300)));
+    assert_eq!(d("0"), Ok(Duration::ZERO));
+    assert!(d("10").unwrap_err().contains("unit"));
+    assert!(d("5 minutes").is_err());
+    assert!(d("").is_err());
+    assert!(d("1e400h").is_err());
+}
+
+#[tokio::test]
+async fn a_table_index_moves_with_its_own_records_only() {
+    let (state, app) = api();
+    let reg = call(&app, "PUT", "/v1/jobs", job_body("web", 1)).await;
+    let job = call(&app, "GET", "/v1/job/web", Body::empty()).await;
+    assert_eq!(job.index, reg.index, "the job's table index is the register's commit");
+    nodes::upsert(&state.store, &state.env, &fixtures::node("node-1", "dc1", 4000, 8192)).await.unwrap();
+    assert_eq!(call(&app, "GET", "/v1/job/web", Body::empty()).await.index, reg.index, "a node is not a job");
+    let nodes = call(&app, "GET", "/v1/nodes", Body::empty()).await;
+    assert!(nodes.index > reg.index);
+}
+
+#[tokio::test]
+async fn a_blocking_query_returns_when_its_table_changes_or_its_wait_ends() {
+    let (_, app) = api();
+    assert_eq!(call(&app, "PUT", "/v1/jobs", job_body("web", 1)).await.status, StatusCode::OK);
+    let index = call(&app, "GET", "/v1/jobs", Body::empty()).await.index.unwrap();
+
+    // No change: the wait ends and the answer is the same.
+    let started = std::time::Instant::now();
+    let same = call(&app, "GET", &format!("/v1/jobs?index={index}&wait=200ms"), Body::empty()).await;
+    assert!(started.elapsed() >= std::time::Duration::from_millis(200), "{:?}", started.elapsed());
+    assert_eq!(same.index, Some(index));
+
+    // A change wakes it long before its wait.
+    let blocked = {
+        let app = app.clone();
+        tokio::spawn(async move { call(&app, "GET", &format!("/v1/jobs?index={index}&wait=30s"), Body::empty()).await })
+    };
+    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    let started = std::time::Instant::now();
+    assert_eq!(call(&app, "PUT", "/v1/jobs", job_body("api", 1)).await.status, StatusCode::OK);
+    let woke = tokio::time::timeout(std::time::Duration::from_secs(10), blocked).await.unwrap().unwrap();
+    assert!(started.elapsed() < std::time::Duration::from_secs(10));
+    assert!(woke.index.unwrap() > index);
+    assert_eq!(woke.json().as_array().unwrap().len(), 2);
+
+    let bad = call(&app, "GET", "/v1/jobs?index=x", Body::empty()).await;
+    assert_eq!(bad.status, StatusCode::BAD_REQUEST);
+    let bad = call(&app, "GET", &format!("/v1/jobs?index={index}&wait=soon"), Body::empty()).await;
+    assert!(bad.status == StatusCode::BAD_REQUEST && bad.text.contains("wait"), "{}", bad.text);
+}

@@ -38,7 +38,10 @@ enum Pending {
     /// Atomic ops over a base value that must be read from the snapshot.
     Ops(Vec<(MutationType, Bytes)>),
     /// Set with a versionstamped value: unknown until commit (FoundationDB: accessed_unreadable).
-    Unreadable,
+    /// Holds the template while that set is the key's last write: the same set again
+    /// changes nothing and is not logged twice (records stamp their kind's change key in
+    /// every put).
+    Unreadable(Option<Bytes>),
 }
 
 /// How a point read is answered.
@@ -104,7 +107,10 @@ impl WriteBuffer {
         match op {
             MutationType::SetVersionstampedKey => {}
             MutationType::SetVersionstampedValue => {
-                self.points.insert(key.clone(), Pending::Unreadable);
+                if matches!(self.points.get(&key), Some(Pending::Unreadable(Some(last))) if *last == param) {
+                    return;
+                }
+                self.points.insert(key.clone(), Pending::Unreadable(Some(param.clone())));
             }
             _ => {
                 let next = match self.points.get_mut(&key) {
@@ -113,7 +119,7 @@ impl WriteBuffer {
                         ops.push((op, param.clone()));
                         Pending::Ops(std::mem::take(ops))
                     }
-                    Some(Pending::Unreadable) => Pending::Unreadable,
+                    Some(Pending::Unreadable(_)) => Pending::Unreadable(None),
                     None if self.cleared.contains(&key) => Pending::Value(apply_atomic(op, None, &param)),
                     None => Pending::Ops(vec![(op, param.clone())]),
                 };
@@ -127,7 +133,7 @@ impl WriteBuffer {
         Ok(match self.points.get(key) {
             Some(Pending::Value(v)) => Lookup::Local(v.clone()),
             Some(Pending::Ops(ops)) => Lookup::OverSnapshot(ops.clone()),
-            Some(Pending::Unreadable) => return Err(unreadable(key)),
+            Some(Pending::Unreadable(_)) => return Err(unreadable(key)),
             None if self.cleared.contains(key) => Lookup::Local(None),
             None => Lookup::Snapshot,
         })
@@ -181,7 +187,7 @@ impl WriteBuffer {
                 let value = match pending {
                     Pending::Value(v) => v.clone(),
                     Pending::Ops(ops) => apply_ops(base, ops),
-                    Pending::Unreadable => return Err(unreadable(key)),
+                    Pending::Unreadable(_) => return Err(unreadable(key)),
                 };
                 value.map(|value| KeyValue { key: key.clone(), value })
             } else {
@@ -270,6 +276,23 @@ mod tests {
         set.insert(b("a"), b("z"));
         assert_eq!(set.ranges.len(), 1);
         assert!(set.contains(b"y"));
+    }
+
+    #[test]
+    fn the_same_versionstamped_set_again_is_logged_once_unless_the_key_changed_between() {
+        let template = Bytes::from_static(&[0; 14]);
+        let mut buf = WriteBuffer::default();
+        for _ in 0..3 {
+            buf.atomic(b("stamp"), MutationType::SetVersionstampedValue, template.clone());
+        }
+        assert_eq!(buf.log.len(), 1);
+        let other = Bytes::from_static(&[1; 14]);
+        buf.atomic(b("stamp"), MutationType::SetVersionstampedValue, other);
+        buf.set(b("stamp"), b("x"));
+        buf.atomic(b("stamp"), MutationType::SetVersionstampedValue, template.clone());
+        buf.atomic(b("stamp"), MutationType::Add, b("\u{1}"));
+        buf.atomic(b("stamp"), MutationType::SetVersionstampedValue, template);
+        assert_eq!(buf.log.len(), 6, "{:?}", buf.log);
     }
 
     #[test]

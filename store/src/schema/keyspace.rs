@@ -170,6 +170,9 @@ impl Index {
     }
 }
 
+/// `Area::META` sub-area of the per-kind change stamps ([`Keyspace::changed_key`]).
+const META_CHANGED: u16 = 1;
+
 /// The top-level areas under the root prefix (as the record layer's small-integer areas).
 /// Area ids are part of the stored keys: add new ones at the end of this table.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -283,6 +286,13 @@ impl Keyspace {
     /// The subspace of an area: `(root, area)`.
     pub fn area(&self, area: Area) -> Subspace {
         self.root.subspace(&area.0)
+    }
+
+    /// `(root, META, CHANGED, kind)` → the 10-byte versionstamp of the last commit that put
+    /// or deleted a record of `kind`: the kind's table index (what Nomad's API sends as
+    /// `X-Nomad-Index` for a table, deletes included) and the key a blocking query watches.
+    pub fn changed_key(&self, kind: Kind) -> Vec<u8> {
+        self.area(Area::META).pack(&(META_CHANGED, kind.id))
     }
 
     /// `(root, RECORDS, kind)`.

@@ -128,6 +128,8 @@ impl PutOptions {
 /// write again: the writes share its bytes.
 #[derive(Debug, Clone)]
 pub struct PreparedInsert {
+    /// The kind's change stamp key ([`Keyspace::changed_key`]).
+    changed: Bytes,
     /// (key, value) of each data part.
     parts: Vec<(Bytes, Bytes)>,
     /// The versions part, written with this commit's stamp.
@@ -140,7 +142,8 @@ impl PreparedInsert {
     pub fn size(&self) -> usize {
         self.parts.iter().map(|(k, v)| k.len() + v.len()).sum::<usize>()
             + self.modify.len()
-            + 10
+            + self.changed.len()
+            + 20
             + self.index.iter().map(Bytes::len).sum::<usize>()
     }
 }
@@ -335,6 +338,7 @@ impl Keyspace {
         for key in sets {
             tx.set_owned(key, Bytes::new());
         }
+        tx.set_versionstamped_value(&self.changed_key(kind), &STAMP_TEMPLATE);
         Ok(outcome)
     }
 
@@ -361,6 +365,21 @@ impl Keyspace {
         for key in &prepared.index {
             tx.set_owned(key.clone(), Bytes::new());
         }
+        tx.set_versionstamped_value(&prepared.changed, &STAMP_TEMPLATE);
+    }
+
+    /// The commit version that last put or deleted a record of `kind` (0 if none did).
+    pub async fn changed_version(&self, tx: &Transaction, kind: Kind, mode: ReadMode) -> Result<u64, SchemaError> {
+        let Some(stamp) = tx.get_with(&self.changed_key(kind), mode).await? else {
+            return Ok(0);
+        };
+        let corrupt =
+            |reason: String| SchemaError::Corrupt { kind: kind.name, key: "(change stamp)".to_owned(), reason };
+        let bytes: [u8; 8] = stamp
+            .get(..8)
+            .and_then(|b| b.try_into().ok())
+            .ok_or_else(|| corrupt(format!("{} bytes, not a versionstamp", stamp.len())))?;
+        u64::try_from(i64::from_be_bytes(bytes)).map_err(|_| corrupt("a negative version".to_owned()))
     }
 
     fn prepared(
@@ -390,7 +409,12 @@ impl Keyspace {
                 })
                 .collect()
         };
-        Ok(PreparedInsert { parts, modify: Bytes::from(keys.part(PART_MODIFY)), index })
+        Ok(PreparedInsert {
+            changed: Bytes::from(self.changed_key(kind)),
+            parts,
+            modify: Bytes::from(keys.part(PART_MODIFY)),
+            index,
+        })
     }
 
     /// The versions part an update writes: this commit's stamp followed by the record's
@@ -470,6 +494,7 @@ impl Keyspace {
         for part in [PART_JOB_MODIFY, PART_CREATE, PART_MODIFY].into_iter().chain(parts) {
             tx.clear(&keys.part(part));
         }
+        tx.set_versionstamped_value(&self.changed_key(kind), &STAMP_TEMPLATE);
         Ok(true)
     }
 
