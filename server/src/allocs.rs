@@ -20,8 +20,9 @@ use crate::{queue, usage};
 pub const CLIENT_UPDATES_MAX: usize = 1_000;
 
 /// Applies the client fields of `updates` (matched by namespace and ID; unknown
-/// allocations are skipped) in one transaction. Returns how many were applied.
-pub async fn update_from_client(store: &Store, env: &Env, updates: &[Allocation]) -> Result<usize> {
+/// allocations, and with `node` those on another node, are skipped) in one transaction.
+/// Returns how many were applied.
+pub async fn update_from_client(store: &Store, env: &Env, node: Option<&str>, updates: &[Allocation]) -> Result<usize> {
     if updates.len() > CLIENT_UPDATES_MAX {
         return Err(ServerError::Invalid(format!(
             "{} allocation updates in one request; send at most {CLIENT_UPDATES_MAX}",
@@ -43,6 +44,9 @@ pub async fn update_from_client(store: &Store, env: &Env, updates: &[Allocation]
                     let Some(mut alloc) = store.ks.get::<Allocation>(&tx, &pk, ReadMode::Serializable).await? else {
                         continue;
                     };
+                    if node.is_some_and(|n| n != alloc.node_id.as_str()) {
+                        continue;
+                    }
                     let was_terminal = alloc.is_terminal();
                     alloc.client_status = update.client_status.clone();
                     alloc.client_description.clone_from(&update.client_description);
@@ -98,4 +102,62 @@ pub async fn update_from_client(store: &Store, env: &Env, updates: &[Allocation]
             }
         })
         .await
+}
+
+/// What `POST /v1/allocation/:id/stop` did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StopRequested {
+    pub eval_id: stead_store::model::EvalId,
+    pub index: u64,
+}
+
+/// Stops an allocation and has it replaced (Nomad's `alloc stop`): marks it for
+/// migration and queues its job's evaluation; the scheduler stops it and places a
+/// replacement.
+pub async fn stop(store: &Store, env: &Env, namespace: &str, alloc_id: &str) -> Result<StopRequested> {
+    let eval_id = env.new_id();
+    let now = env.now_ns();
+    let committed = store
+        .db
+        .run_committed(|tx, maybe_committed| {
+            let eval_id = eval_id.clone();
+            async move {
+                if maybe_committed.0
+                    && store
+                        .ks
+                        .get::<Evaluation>(&tx, &record_keys::eval(namespace, &eval_id), ReadMode::Snapshot)
+                        .await?
+                        .is_some()
+                {
+                    return Ok(());
+                }
+                let pk = record_keys::alloc(namespace, alloc_id);
+                let Some(mut alloc) = store.ks.get::<Allocation>(&tx, &pk, ReadMode::Serializable).await? else {
+                    return Err(ServerError::NotFound("alloc not found".to_owned()));
+                };
+                let job = store
+                    .ks
+                    .get::<Job>(&tx, &record_keys::job(namespace, alloc.job_id.as_str()), ReadMode::Snapshot)
+                    .await?;
+                alloc.desired_transition.migrate = Some(true);
+                alloc.modify_time = now;
+                store.ks.put(&tx, &alloc, PutOptions::default()).await?;
+                let eval = Evaluation {
+                    id: eval_id.into(),
+                    namespace: namespace.to_owned(),
+                    priority: job.as_ref().map_or(50, |j| j.priority),
+                    eval_type: job.as_ref().map_or(alloc.job_type.clone().unwrap_or_default(), Job::kind),
+                    triggered_by: EvalTrigger::AllocStop,
+                    job_id: alloc.job_id.clone(),
+                    status: EvalStatus::Pending,
+                    create_time: now,
+                    modify_time: now,
+                    ..Evaluation::default()
+                };
+                queue::enqueue(store, &tx, &eval, now).await?;
+                Ok::<_, ServerError>(())
+            }
+        })
+        .await?;
+    Ok(StopRequested { eval_id: eval_id.into(), index: u64::try_from(committed.commit.version).unwrap_or(0) })
 }

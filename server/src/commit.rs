@@ -314,6 +314,9 @@ async fn commit_chunk(
             usage::put_usage(store, tx, after)?;
             logged.push(node.as_str());
         }
+        if decision.placed > 0 || (decision.keeps_stops_and_updates && (!np.stop.is_empty() || !np.update.is_empty())) {
+            usage::stamp_node_allocs(store, tx, node.as_str());
+        }
         if decision.placed > 0 {
             for insert in &prepared[node][..decision.placed] {
                 store.ks.write_prepared(tx, insert);

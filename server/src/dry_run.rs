@@ -85,3 +85,43 @@ pub async fn dry_run(
     let outcome = schedule(&snapshot, &EvalInput { eval: &eval, now, seed, config });
     Ok(DryRun { outcome, job_modify_index, stored: state.job, snapshot_version: state.version })
 }
+
+/// The answer of `job plan` in Nomad's `JobPlanResponse` JSON shape (the HTTP API and the
+/// gRPC Jobs service send it): annotations, failed placements, the check index, and with
+/// `want_diff` the diff of the stored job against `job`.
+pub fn plan_response(d: &DryRun, job: &Job, want_diff: bool) -> serde_json::Value {
+    use serde_json::{Value, json};
+    let updates: std::collections::BTreeMap<&String, Value> = d
+        .outcome
+        .desired_tg_updates
+        .iter()
+        .map(|(g, u)| {
+            (
+                g,
+                json!({
+                    "Ignore": u.ignore, "Place": u.place, "Migrate": u.migrate, "Stop": u.stop,
+                    "InPlaceUpdate": u.in_place_update, "DestructiveUpdate": u.destructive_update,
+                    "Canary": u.canary, "Preemptions": u.preemptions,
+                    "RescheduleNow": u.reschedule_now, "RescheduleLater": u.reschedule_later,
+                }),
+            )
+        })
+        .collect();
+    let diff = if want_diff {
+        let old = d.stored.as_ref().map_or(Value::Null, |s| serde_json::to_value(s).unwrap_or_default());
+        json!(stead_store::diff::diff_jobs(&old, &serde_json::to_value(job).unwrap_or_default()))
+    } else {
+        Value::Null
+    };
+    let index = u64::try_from(d.snapshot_version).unwrap_or(0);
+    json!({
+        "Annotations": {"DesiredTGUpdates": updates, "PreemptedAllocs": null},
+        "FailedTGAllocs": d.outcome.failed_tg_allocs,
+        "JobModifyIndex": d.job_modify_index,
+        "CreatedEvals": null,
+        "Diff": diff,
+        "NextPeriodicLaunch": null,
+        "Warnings": "",
+        "Index": index,
+    })
+}

@@ -17,9 +17,15 @@ pub enum ServerError {
     /// The request itself is wrong (what and where are in the message).
     #[error("{0}")]
     Invalid(String),
+    /// The caller's credential (a node's secret) does not match.
+    #[error("{0}")]
+    Unauthorized(String),
     /// The worker's lease on the job's evaluation was taken over: another worker owns it now.
     #[error("the lease on job {job} is no longer held by this worker (expired and claimed by another)")]
     LeaseLost { job: String },
+    /// The lease on a server duty is no longer held by this server.
+    #[error("the lease on duty {duty} is no longer held by this server")]
+    DutyLost { duty: String },
     /// The job changed since the snapshot the plan was computed on.
     #[error("job {job} changed since the plan's snapshot (JobModifyIndex {planned} → {stored})")]
     JobChanged { job: String, planned: u64, stored: u64 },

@@ -5,15 +5,32 @@
 //! The caller canonicalizes and validates the job first (the HTTP API does, with errors at
 //! field paths); these functions store what they are given.
 
-use stead_store::ReadMode;
 use stead_store::model::{EvalId, EvalStatus, EvalTrigger, Evaluation, Job, JobStatus, JobType};
 use stead_store::records::{self, job_spec_changed, keys as record_keys};
 use stead_store::schema::{JobModify, PutOptions};
+use stead_store::{ReadMode, Transaction};
 
 use crate::env::Env;
 use crate::error::{Result, ServerError};
 use crate::keys::Store;
 use crate::queue;
+
+/// Makes a job as submitted ready to register or plan: its namespace (`namespace` when
+/// the job names none), Nomad's defaults, then validation. Every validation error is
+/// reported, each at its field path, in Nomad's words.
+pub fn prepare(mut job: Job, namespace: &str) -> Result<Job> {
+    if job.namespace.is_empty() {
+        job.namespace = namespace.to_owned();
+    }
+    job.canonicalize();
+    if let Err(errors) = job.validate() {
+        let n = errors.len();
+        let list: String = errors.iter().map(|e| format!("\n\t* {e}")).collect();
+        let what = if n == 1 { "1 error occurred:".to_owned() } else { format!("{n} errors occurred:") };
+        return Err(ServerError::Invalid(format!("Job validation failed: {what}{list}")));
+    }
+    Ok(job)
+}
 
 /// What a register did.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -63,81 +80,119 @@ fn is_system(job: &Job) -> bool {
 /// Registers `job`: a new version when its specification changed, and an evaluation.
 /// `enforce_index`: `Some(0)` requires that the job does not exist, `Some(n)` that its
 /// `JobModifyIndex` is `n` (Nomad's `EnforceIndex` / `-check-index`).
-pub async fn register(store: &Store, env: &Env, mut job: Job, enforce_index: Option<u64>) -> Result<Registered> {
+pub async fn register(store: &Store, env: &Env, job: Job, enforce_index: Option<u64>) -> Result<Registered> {
     let eval_id = env.new_id();
     let now = env.now_ns();
-    job.submit_time = now;
-    /// What the transaction knows; the commit supplies the new JobModifyIndex.
-    struct Written {
-        eval_id: Option<EvalId>,
-        version: u64,
-        changed: bool,
-        /// Known when the job was not bumped by this commit.
-        job_modify_index: Option<u64>,
-    }
     let committed = store
         .db
         .run_committed(|tx, maybe_committed| {
             let (job, eval_id) = (job.clone(), eval_id.clone());
             async move {
-                let pk = record_keys::job(&job.namespace, job.id.as_str());
                 if maybe_committed.0
-                    && let Some(eval) = store
-                        .ks
-                        .get::<Evaluation>(&tx, &record_keys::eval(&job.namespace, &eval_id), ReadMode::Snapshot)
-                        .await?
+                    && let Some(done) = already_registered(store, &tx, &job, &eval_id).await?
                 {
-                    // The earlier attempt committed: report what is stored.
-                    let stored = store.ks.get::<Job>(&tx, &pk, ReadMode::Snapshot).await?;
-                    return Ok(Written {
-                        eval_id: Some(eval.id),
-                        version: stored.as_ref().map_or(0, |j| j.version),
-                        changed: true,
-                        job_modify_index: stored.map(|j| j.job_modify_index),
-                    });
+                    return Ok(done);
                 }
-                let existing = store.ks.get::<Job>(&tx, &pk, ReadMode::Serializable).await?;
-                check_index(&job, existing.as_ref(), enforce_index)?;
-                let mut job = job;
-                let changed = existing.as_ref().is_none_or(|old| job_spec_changed(old, &job));
-                job.version = match &existing {
-                    None => 0,
-                    Some(old) if changed => old.version + 1,
-                    Some(old) => old.version,
-                };
-                job.status = Some(JobStatus::Pending);
-                let options =
-                    if changed { PutOptions::default().job_modify(JobModify::Bump) } else { PutOptions::default() };
-                store.ks.put(&tx, &job, options).await?;
-                if changed {
-                    records::put_job_version(&store.ks, &tx, &job).await?;
-                }
-                if is_system(&job) {
-                    tx.set(&store.system_job_key(&job.namespace, job.id.as_str()), b"");
-                } else {
-                    tx.clear(&store.system_job_key(&job.namespace, job.id.as_str()));
-                }
-                let eval = if wants_eval(&job) {
-                    let eval = job_eval(&eval_id, &job, EvalTrigger::JobRegister, now);
-                    queue::enqueue(store, &tx, &eval, now).await?;
-                    Some(eval.id)
-                } else {
-                    None
-                };
-                let job_modify_index = existing.filter(|_| !changed).map(|old| old.job_modify_index);
-                Ok::<_, ServerError>(Written { eval_id: eval, version: job.version, changed, job_modify_index })
+                register_in(store, &tx, job, enforce_index, &eval_id, now).await
             }
         })
         .await?;
-    let w = committed.value;
-    let index = u64::try_from(committed.commit.version).unwrap_or(0);
-    Ok(Registered {
-        eval_id: w.eval_id,
-        job_modify_index: w.job_modify_index.unwrap_or(index),
-        version: w.version,
-        changed: w.changed,
-        index,
-    })
+    Ok(committed.value.registered(u64::try_from(committed.commit.version).unwrap_or(0)))
+}
+
+/// What a register's transaction knows; the commit supplies the new JobModifyIndex.
+#[derive(Debug, Clone)]
+pub struct Written {
+    pub eval_id: Option<EvalId>,
+    pub version: u64,
+    pub changed: bool,
+    /// Known when the job was not bumped by this commit.
+    pub job_modify_index: Option<u64>,
+}
+
+impl Written {
+    /// The register's answer, once committed at `index`.
+    pub fn registered(self, index: u64) -> Registered {
+        Registered {
+            eval_id: self.eval_id,
+            job_modify_index: self.job_modify_index.unwrap_or(index),
+            version: self.version,
+            changed: self.changed,
+            index,
+        }
+    }
+}
+
+/// When an earlier attempt of a register with evaluation `eval_id` committed: what it
+/// stored.
+async fn already_registered(store: &Store, tx: &Transaction, job: &Job, eval_id: &str) -> Result<Option<Written>> {
+    let Some(eval) =
+        store.ks.get::<Evaluation>(tx, &record_keys::eval(&job.namespace, eval_id), ReadMode::Snapshot).await?
+    else {
+        return Ok(None);
+    };
+    let stored =
+        store.ks.get::<Job>(tx, &record_keys::job(&job.namespace, job.id.as_str()), ReadMode::Snapshot).await?;
+    Ok(Some(Written {
+        eval_id: Some(eval.id),
+        version: stored.as_ref().map_or(0, |j| j.version),
+        changed: true,
+        job_modify_index: stored.map(|j| j.job_modify_index),
+    }))
+}
+
+/// [`register`] inside the caller's transaction, with its evaluation's ID fixed by the
+/// caller (outside its retry loop).
+pub async fn register_in(
+    store: &Store,
+    tx: &Transaction,
+    mut job: Job,
+    enforce_index: Option<u64>,
+    eval_id: &str,
+    now: i64,
+) -> Result<Written> {
+    job.submit_time = now;
+    let pk = record_keys::job(&job.namespace, job.id.as_str());
+    let existing = store.ks.get::<Job>(tx, &pk, ReadMode::Serializable).await?;
+    check_index(&job, existing.as_ref(), enforce_index)?;
+    let changed = existing.as_ref().is_none_or(|old| job_spec_changed(old, &job));
+    job.version = match &existing {
+        None => 0,
+        Some(old) if changed => old.version + 1,
+        Some(old) => old.version,
+    };
+    job.status = Some(JobStatus::Pending);
+    let options = if changed { PutOptions::default().job_modify(JobModify::Bump) } else { PutOptions::default() };
+    store.ks.put(tx, &job, options).await?;
+    if changed {
+        records::put_job_version(&store.ks, tx, &job).await?;
+    }
+    index_job(store, tx, &job);
+    let eval = if wants_eval(&job) {
+        let eval = job_eval(eval_id, &job, EvalTrigger::JobRegister, now);
+        queue::enqueue(store, tx, &eval, now).await?;
+        Some(eval.id)
+    } else {
+        None
+    };
+    let job_modify_index = existing.filter(|_| !changed).map(|old| old.job_modify_index);
+    Ok(Written { eval_id: eval, version: job.version, changed, job_modify_index })
+}
+
+/// Keeps the job in the lists duties scan: system jobs (node evaluations) and periodic
+/// parents (launches).
+fn index_job(store: &Store, tx: &Transaction, job: &Job) {
+    let (ns, id) = (job.namespace.as_str(), job.id.as_str());
+    if is_system(job) && !job.stop {
+        tx.set(&store.system_job_key(ns, id), b"");
+    } else {
+        tx.clear(&store.system_job_key(ns, id));
+    }
+    if job.is_periodic() && !job.stop {
+        tx.set(&store.periodic_job_key(ns, id), b"");
+    } else {
+        tx.clear(&store.periodic_job_key(ns, id));
+    }
 }
 
 fn check_index(job: &Job, existing: Option<&Job>, enforce_index: Option<u64>) -> Result<()> {
@@ -195,12 +250,14 @@ pub async fn stop(store: &Store, env: &Env, namespace: &str, job_id: &str, purge
                             .await?;
                     }
                     tx.clear(&store.system_job_key(namespace, job_id));
+                    tx.clear(&store.periodic_job_key(namespace, job_id));
                 } else if !job.stop {
                     job.stop = true;
                     job.version += 1;
                     job.status = Some(JobStatus::Dead);
                     store.ks.put(&tx, &job, PutOptions::default().job_modify(JobModify::Bump)).await?;
                     records::put_job_version(&store.ks, &tx, &job).await?;
+                    index_job(store, &tx, &job);
                 }
                 queue::enqueue(store, &tx, &eval, now).await?;
                 Ok::<_, ServerError>(eval.id)
@@ -316,4 +373,176 @@ pub async fn set_stable(store: &Store, namespace: &str, job_id: &str, version: u
         })
         .await?;
     Ok(u64::try_from(committed.commit.version).unwrap_or(0))
+}
+
+/// What `POST /v1/job/:id/dispatch` asks for.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct DispatchRequest {
+    /// The payload's bytes (the API sends them base64-encoded).
+    pub payload: Vec<u8>,
+    pub meta: std::collections::BTreeMap<String, String>,
+    /// A second dispatch with the same token returns the first's child instead of a new one.
+    pub idempotency_token: String,
+    /// Replaces `dispatch` in the child's ID (`<parent>/<prefix>-<unix>-<random>`).
+    pub id_prefix_template: String,
+}
+
+/// What a dispatch did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Dispatched {
+    pub dispatched_job_id: String,
+    pub eval_id: Option<EvalId>,
+    pub job_create_index: u64,
+    pub index: u64,
+}
+
+/// Checks a dispatch against the parent's `parameterized` block, as Nomad does.
+fn check_dispatch(parent: &Job, request: &DispatchRequest) -> Result<()> {
+    use stead_store::model::PayloadRequirement;
+    let Some(p) = parent.parameterized_job.as_ref() else {
+        return Err(ServerError::Invalid(format!("Specified job {:?} is not a parameterized job", parent.id.as_str())));
+    };
+    if parent.stop {
+        return Err(ServerError::Invalid(format!("Specified job {:?} is stopped", parent.id.as_str())));
+    }
+    let size_max = stead_store::model::periodic::DISPATCH_PAYLOAD_SIZE_MAX;
+    if request.payload.len() > size_max {
+        return Err(ServerError::Invalid(format!(
+            "Payload exceeds maximum size; {} > {size_max} bytes",
+            request.payload.len()
+        )));
+    }
+    match p.payload.clone().unwrap_or(PayloadRequirement::Optional) {
+        PayloadRequirement::Required if request.payload.is_empty() => {
+            return Err(ServerError::Invalid("Payload is not provided but required by the parameterized job".into()));
+        }
+        PayloadRequirement::Forbidden if !request.payload.is_empty() => {
+            return Err(ServerError::Invalid("Payload provided but forbidden by the parameterized job".into()));
+        }
+        _ => {}
+    }
+    let missing: Vec<&str> =
+        p.meta_required.iter().filter(|k| !request.meta.contains_key(*k)).map(String::as_str).collect();
+    if !missing.is_empty() {
+        return Err(ServerError::Invalid(format!("Dispatch did not provide required meta keys: {missing:?}")));
+    }
+    let unknown: Vec<&str> = request
+        .meta
+        .keys()
+        .filter(|k| !p.meta_required.contains(k) && !p.meta_optional.contains(k))
+        .map(String::as_str)
+        .collect();
+    if !unknown.is_empty() {
+        return Err(ServerError::Invalid(format!("Dispatch includes unpermitted meta keys: {unknown:?}")));
+    }
+    if request.id_prefix_template.contains('/') || request.id_prefix_template.len() > 64 {
+        return Err(ServerError::Invalid("IdPrefixTemplate has no '/' and is at most 64 bytes".into()));
+    }
+    Ok(())
+}
+
+/// Dispatches a parameterized job: registers a child carrying the payload and meta, and
+/// its evaluation.
+pub async fn dispatch(
+    store: &Store,
+    env: &Env,
+    namespace: &str,
+    job_id: &str,
+    request: &DispatchRequest,
+) -> Result<Dispatched> {
+    use base64::Engine;
+    let eval_id = env.new_id();
+    let now = env.now_ns();
+    let suffix = format!("{:08x}", env.entropy.next_u64() as u32);
+    let committed = store
+        .db
+        .run_committed(|tx, _| {
+            let (eval_id, suffix) = (eval_id.clone(), suffix.clone());
+            async move {
+                let Some(parent) =
+                    store.ks.get::<Job>(&tx, &record_keys::job(namespace, job_id), ReadMode::Serializable).await?
+                else {
+                    return Err(ServerError::NotFound("job not found".to_owned()));
+                };
+                check_dispatch(&parent, request)?;
+                let token_key = (!request.idempotency_token.is_empty())
+                    .then(|| store.dispatch_token_key(namespace, job_id, &request.idempotency_token));
+                if let Some(key) = &token_key
+                    && let Some(child) = tx.get(key).await?
+                {
+                    let child = String::from_utf8_lossy(&child).into_owned();
+                    let stored =
+                        store.ks.get::<Job>(&tx, &record_keys::job(namespace, &child), ReadMode::Snapshot).await?;
+                    if let Some(stored) = stored.filter(|j| !j.stop) {
+                        return Ok((child, None, stored.create_index));
+                    }
+                }
+                let prefix =
+                    if request.id_prefix_template.is_empty() { "dispatch" } else { &request.id_prefix_template };
+                let child_id = format!("{job_id}/{prefix}-{}-{suffix}", now / 1_000_000_000);
+                let mut child = parent.clone();
+                child.id = child_id.clone().into();
+                child.name = child_id.clone();
+                child.parent_id = parent.id.clone();
+                child.parameterized_job = None;
+                child.dispatched = true;
+                child.dispatch_idempotency_token.clone_from(&request.idempotency_token);
+                child.payload = (!request.payload.is_empty())
+                    .then(|| base64::engine::general_purpose::STANDARD.encode(&request.payload));
+                child.meta.extend(request.meta.clone());
+                child.stable = false;
+                let written = register_in(store, &tx, child, Some(0), &eval_id, now).await?;
+                if let Some(key) = &token_key {
+                    tx.set(key, child_id.as_bytes());
+                }
+                Ok::<_, ServerError>((child_id, written.eval_id, 0))
+            }
+        })
+        .await?;
+    let index = u64::try_from(committed.commit.version).unwrap_or(0);
+    let (child, eval_id, create_index) = committed.value;
+    let new = eval_id.is_some();
+    Ok(Dispatched {
+        dispatched_job_id: child,
+        eval_id,
+        job_create_index: if new { index } else { create_index },
+        index,
+    })
+}
+
+/// Sets the count of `group` (Nomad's `job scale`): a new version of the job, checked
+/// against the `JobModifyIndex` read, so a change in between fails the scale instead of
+/// being overwritten.
+pub async fn scale(
+    store: &Store,
+    env: &Env,
+    namespace: &str,
+    job_id: &str,
+    group: &str,
+    count: i64,
+    enforce_index: Option<u64>,
+) -> Result<Registered> {
+    if count < 0 {
+        return Err(ServerError::Invalid(format!("scaling action count can't be negative: {count}")));
+    }
+    let count = i32::try_from(count).map_err(|_| ServerError::Invalid(format!("count {count} is too large")))?;
+    let read = crate::reads::job(store, namespace, job_id).await?;
+    let mut job = read.value;
+    if job.stop {
+        return Err(ServerError::Invalid(format!("job {job_id:?} is stopped; it cannot be scaled")));
+    }
+    let Some(tg) = job.task_groups.iter_mut().find(|g| g.name == group) else {
+        return Err(ServerError::Invalid(format!("task group {group:?} specified for scaling does not exist in job")));
+    };
+    if let Some(policy) = &tg.scaling {
+        let (min, max) = (policy.min.unwrap_or(0), policy.max.unwrap_or(i64::MAX));
+        if i64::from(count) < min || i64::from(count) > max {
+            return Err(ServerError::Invalid(format!(
+                "group count was {count}; the group's scaling policy allows {min} to {max}"
+            )));
+        }
+    }
+    tg.count = Some(count);
+    let enforce = Some(enforce_index.unwrap_or(job.job_modify_index));
+    register(store, env, job, enforce).await
 }

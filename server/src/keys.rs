@@ -10,9 +10,18 @@
 //! (st, 3 SCHED, 6 PLAN_DONE, eval, token, chunk)          → rejected nodes  committed plan chunks
 //! (st, 3 SCHED, 7 SYSTEM_JOBS, ns, job)                   → ''            system and sysbatch jobs
 //! (st, 3 SCHED, 8 READY_SIGNAL)                           → versionstamp  something became ready
+//! (st, 3 SCHED, 9 PERIODIC_JOBS, ns, job)                 → ''            periodic parents
+//! (st, 3 SCHED, 10 PERIODIC_LAUNCH, ns, job)              → launch_ns     a parent's latest launch
+//! (st, 3 SCHED, 11 DISPATCH_TOKEN, ns, parent, token)     → child ID      idempotent dispatches
 //! (st, 4 USAGE, 0 NODE, node)                             → NodeUsage
 //! (st, 4 USAGE, 1 USAGE_LOG, versionstamp)                → [node]        usage changed
 //! (st, 4 USAGE, 2 NODE_LOG, versionstamp)                 → [node]        node record changed
+//! (st, 4 USAGE, 3 NODE_ALLOCS, node)                      → versionstamp  the node's allocations changed
+//! (st, 5 CLIENT, 0 HEARTBEAT, node)                       → deadline_ns   when the node is down without a heartbeat
+//! (st, 5 CLIENT, 1 HEARTBEAT_BY_DEADLINE, deadline_ns, node) → ''         heartbeats in expiry order
+//! (st, 5 CLIENT, 2 NODE_COUNT)                            → i64 (atomic)  registered nodes, for the TTL
+//! (st, 5 CLIENT, 3 DRAINING, node)                        → ''            nodes with a drain strategy
+//! (st, 6 DUTY, name)                                      → DutyLease     who does a server duty
 //! ```
 //!
 //! Area and sub-space numbers are part of the stored keys: never renumber, add at the end.
@@ -28,6 +37,10 @@ use stead_store::types::Version;
 pub const AREA_SCHED: Area = Area(3);
 /// Node usage records and the change logs caches follow.
 pub const AREA_USAGE: Area = Area(4);
+/// What clients write: heartbeats.
+pub const AREA_CLIENT: Area = Area(5);
+/// Leases of the server duties.
+pub const AREA_DUTY: Area = Area(6);
 
 const READY: i64 = 0;
 const READY_BY_JOB: i64 = 1;
@@ -38,10 +51,19 @@ const LEASE: i64 = 5;
 const PLAN_DONE: i64 = 6;
 const SYSTEM_JOBS: i64 = 7;
 const READY_SIGNAL: i64 = 8;
+const PERIODIC_JOBS: i64 = 9;
+const PERIODIC_LAUNCH: i64 = 10;
+const DISPATCH_TOKEN: i64 = 11;
 
 const USAGE_NODE: i64 = 0;
 const USAGE_LOG: i64 = 1;
 const NODE_LOG: i64 = 2;
+const NODE_ALLOCS: i64 = 3;
+
+const HEARTBEAT: i64 = 0;
+const HEARTBEAT_BY_DEADLINE: i64 = 1;
+const NODE_COUNT: i64 = 2;
+const DRAINING: i64 = 3;
 
 /// A change log: which nodes changed, by commit.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -62,6 +84,8 @@ pub struct Store {
     pub ks: Keyspace,
     sched: Subspace,
     usage: Subspace,
+    client: Subspace,
+    duty: Subspace,
 }
 
 impl std::fmt::Debug for Store {
@@ -78,7 +102,9 @@ impl Store {
     pub fn with_keyspace(db: Database, ks: Keyspace) -> Self {
         let sched = ks.area(AREA_SCHED);
         let usage = ks.area(AREA_USAGE);
-        Self { db, ks, sched, usage }
+        let client = ks.area(AREA_CLIENT);
+        let duty = ks.area(AREA_DUTY);
+        Self { db, ks, sched, usage, client, duty }
     }
 
     /// All ready entries, highest priority first, then commit order.
@@ -143,6 +169,22 @@ impl Store {
         self.system_jobs().pack(&(namespace, job))
     }
 
+    pub fn periodic_jobs(&self) -> Subspace {
+        self.sched.subspace(&PERIODIC_JOBS)
+    }
+
+    pub fn periodic_job_key(&self, namespace: &str, job: &str) -> Vec<u8> {
+        self.periodic_jobs().pack(&(namespace, job))
+    }
+
+    pub fn periodic_launch_key(&self, namespace: &str, job: &str) -> Vec<u8> {
+        self.sched.pack(&(PERIODIC_LAUNCH, namespace, job))
+    }
+
+    pub fn dispatch_token_key(&self, namespace: &str, parent: &str, token: &str) -> Vec<u8> {
+        self.sched.pack(&(DISPATCH_TOKEN, namespace, parent, token))
+    }
+
     pub fn usages(&self) -> Subspace {
         self.usage.subspace(&USAGE_NODE)
     }
@@ -156,6 +198,40 @@ impl Store {
             Log::Usage => USAGE_LOG,
             Log::Node => NODE_LOG,
         })
+    }
+
+    /// Stamped (a versionstamped value) by every transaction that changes the node's
+    /// allocations; allocation watches wait on it.
+    pub fn node_allocs_key(&self, node: &str) -> Vec<u8> {
+        self.usage.pack(&(NODE_ALLOCS, node))
+    }
+
+    pub fn heartbeat_key(&self, node: &str) -> Vec<u8> {
+        self.client.pack(&(HEARTBEAT, node))
+    }
+
+    pub fn heartbeats_by_deadline(&self) -> Subspace {
+        self.client.subspace(&HEARTBEAT_BY_DEADLINE)
+    }
+
+    pub fn heartbeat_deadline_key(&self, deadline_ns: i64, node: &str) -> Vec<u8> {
+        self.heartbeats_by_deadline().pack(&(deadline_ns, node))
+    }
+
+    pub fn draining_nodes(&self) -> Subspace {
+        self.client.subspace(&DRAINING)
+    }
+
+    pub fn draining_node_key(&self, node: &str) -> Vec<u8> {
+        self.draining_nodes().pack(&node)
+    }
+
+    pub fn node_count_key(&self) -> Vec<u8> {
+        self.client.pack(&NODE_COUNT)
+    }
+
+    pub fn duty_key(&self, name: &str) -> Vec<u8> {
+        self.duty.pack(&name)
     }
 
     /// The template of a log entry's key; entries written by one transaction differ in

@@ -12,14 +12,17 @@
 
 pub mod allocator;
 pub mod allocs;
+pub mod clients;
 pub mod commit;
 pub mod dry_run;
+pub mod duties;
 pub mod env;
 pub mod error;
 pub mod jobs;
 pub mod keys;
 pub mod metrics;
 pub mod nodes;
+pub mod periodic;
 pub mod queue;
 pub mod reads;
 pub mod snapshot;

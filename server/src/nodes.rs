@@ -13,7 +13,7 @@ use std::collections::BTreeSet;
 
 use stead_sched::NodeUsage;
 use stead_sched::reconcile::NodeState;
-use stead_store::model::{EvalId, EvalStatus, EvalTrigger, Evaluation, JobType, Node};
+use stead_store::model::{EvalId, EvalStatus, EvalTrigger, Evaluation, JobType, Node, NodeEvent};
 use stead_store::records::{self, keys as record_keys};
 use stead_store::schema::{PAGE_LIMIT_MAX, PageOptions};
 use stead_store::{RangeOption, ReadMode, Transaction};
@@ -29,42 +29,72 @@ const SYSTEM_JOBS_MAX: usize = 5_000;
 /// Registers or updates `node` (its usage is carried over) and queues the evaluations its
 /// change calls for. Returns their IDs.
 pub async fn upsert(store: &Store, env: &Env, node: &Node) -> Result<Vec<EvalId>> {
-    let now = env.now_ns();
-    store
-        .db
-        .run(|tx, _| async move {
-            let old = store.ks.get::<Node>(&tx, &record_keys::node(node.id.as_str()), ReadMode::Serializable).await?;
-            let old_usage = usage::get_usage(store, &tx, node.id.as_str(), ReadMode::Serializable).await?;
-            store.ks.put(&tx, node, Default::default()).await?;
-            let new_usage = NodeUsage::of_node(node, old_usage.as_ref());
-            usage::put_usage(store, &tx, &new_usage)?;
-            usage::log_nodes(store, &tx, Log::Node, [node.id.as_str()]);
-            usage::log_nodes(store, &tx, Log::Usage, [node.id.as_str()]);
-
-            let was_schedulable = old_usage.as_ref().is_some_and(|u| u.schedulable);
-            let grew = old_usage.as_ref().is_some_and(|u| grew(&u.capacity, &new_usage.capacity));
-            let mut evals = Vec::new();
-            if new_usage.schedulable && (!was_schedulable || grew) {
-                usage::signal_capacity(store, &tx);
-            }
-            if new_usage.schedulable && !was_schedulable {
-                evals.extend(system_job_evals(store, &tx, env, node, now).await?);
-            }
-            let old_state = old.as_ref().map(NodeState::of);
-            let state = NodeState::of(node);
-            let leaving = matches!(state, NodeState::Down | NodeState::Disconnected | NodeState::Draining);
-            if leaving && old_state != Some(state) {
-                evals.extend(node_job_evals(store, &tx, env, node, now).await?);
-            }
-            let mut ids = Vec::with_capacity(evals.len());
-            for eval in &evals {
-                queue::enqueue(store, &tx, eval, now).await?;
-                ids.push(eval.id.clone());
-            }
-            Ok(ids)
-        })
-        .await
+    store.db.run(|tx, _| async move { upsert_in(store, &tx, env, node, None).await }).await
 }
+
+/// [`upsert`] inside the caller's transaction. `old`: the stored record when the caller
+/// has read it already (serializably), or None to read it here.
+pub async fn upsert_in(
+    store: &Store,
+    tx: &Transaction,
+    env: &Env,
+    node: &Node,
+    old: Option<Option<Node>>,
+) -> Result<Vec<EvalId>> {
+    let now = env.now_ns();
+    let old = match old {
+        Some(old) => old,
+        None => store.ks.get::<Node>(tx, &record_keys::node(node.id.as_str()), ReadMode::Serializable).await?,
+    };
+    let old_usage = usage::get_usage(store, tx, node.id.as_str(), ReadMode::Serializable).await?;
+    store.ks.put(tx, node, Default::default()).await?;
+    if node.drain_strategy.is_some() {
+        tx.set(&store.draining_node_key(node.id.as_str()), b"");
+    } else if old.as_ref().is_some_and(|o| o.drain_strategy.is_some()) {
+        tx.clear(&store.draining_node_key(node.id.as_str()));
+    }
+    let new_usage = NodeUsage::of_node(node, old_usage.as_ref());
+    usage::put_usage(store, tx, &new_usage)?;
+    usage::log_nodes(store, tx, Log::Node, [node.id.as_str()]);
+    usage::log_nodes(store, tx, Log::Usage, [node.id.as_str()]);
+
+    let was_schedulable = old_usage.as_ref().is_some_and(|u| u.schedulable);
+    let grew = old_usage.as_ref().is_some_and(|u| grew(&u.capacity, &new_usage.capacity));
+    let mut evals = Vec::new();
+    if new_usage.schedulable && (!was_schedulable || grew) {
+        usage::signal_capacity(store, tx);
+    }
+    if new_usage.schedulable && !was_schedulable {
+        evals.extend(system_job_evals(store, tx, env, node, now).await?);
+    }
+    let old_state = old.as_ref().map(NodeState::of);
+    let state = NodeState::of(node);
+    let leaving = matches!(state, NodeState::Down | NodeState::Disconnected | NodeState::Draining);
+    if leaving && old_state != Some(state) {
+        evals.extend(node_job_evals(store, tx, env, node, now).await?);
+    }
+    let mut ids = Vec::with_capacity(evals.len());
+    for eval in &evals {
+        queue::enqueue(store, tx, eval, now).await?;
+        ids.push(eval.id.clone());
+    }
+    Ok(ids)
+}
+
+/// Appends `event` to a node's events, keeping the last [`NODE_EVENTS_MAX`].
+pub fn push_event(node: &mut Node, subsystem: &str, message: impl Into<String>, now_ns: i64) {
+    node.events.push(NodeEvent {
+        message: message.into(),
+        subsystem: subsystem.to_owned(),
+        timestamp: stead_store::model::time::format_rfc3339_nanos(now_ns),
+        ..NodeEvent::default()
+    });
+    let excess = node.events.len().saturating_sub(NODE_EVENTS_MAX);
+    node.events.drain(..excess);
+}
+
+/// Events kept per node, as Nomad.
+pub const NODE_EVENTS_MAX: usize = 10;
 
 fn grew(old: &stead_sched::placement::Capacity, new: &stead_sched::placement::Capacity) -> bool {
     new.cpu_mhz > old.cpu_mhz
@@ -141,4 +171,173 @@ async fn node_job_evals(store: &Store, tx: &Transaction, env: &Env, node: &Node,
         evals.push(node_eval(env, node, &ns, &job, kind, priority, now));
     }
     Ok(evals)
+}
+
+/// What a node operation of the API did (Nomad's `NodeUpdateResponse`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NodeUpdated {
+    pub eval_ids: Vec<EvalId>,
+    /// The commit version (`NodeModifyIndex`, `EvalCreateIndex`).
+    pub index: u64,
+}
+
+fn not_found(node_id: &str) -> crate::error::ServerError {
+    crate::error::ServerError::NotFound(format!("node {node_id} not found"))
+}
+
+/// Reads `node_id` serializably, lets `change` edit it, and writes it back with the
+/// evaluations the change calls for.
+async fn update_node<F>(store: &Store, env: &Env, node_id: &str, change: F) -> Result<NodeUpdated>
+where
+    F: Fn(&mut Node, i64) -> Result<()>,
+{
+    let now = env.now_ns();
+    let committed = store
+        .db
+        .run_committed(|tx, _| {
+            let change = &change;
+            async move {
+                let old = store.ks.get::<Node>(&tx, &record_keys::node(node_id), ReadMode::Serializable).await?;
+                let Some(mut node) = old.clone() else {
+                    return Err(not_found(node_id));
+                };
+                change(&mut node, now)?;
+                upsert_in(store, &tx, env, &node, Some(old)).await
+            }
+        })
+        .await?;
+    Ok(NodeUpdated { eval_ids: committed.value, index: u64::try_from(committed.commit.version).unwrap_or(0) })
+}
+
+/// `POST /v1/node/:id/eligibility`. A draining node cannot be made eligible (its drain
+/// decides that when it ends).
+pub async fn set_eligibility(store: &Store, env: &Env, node_id: &str, eligible: bool) -> Result<NodeUpdated> {
+    update_node(store, env, node_id, |node, now| {
+        if eligible && node.drain_strategy.is_some() {
+            return Err(crate::error::ServerError::Invalid(format!(
+                "node {node_id} is draining: it becomes eligible when the drain is cancelled with -keep-ineligible=false or ends with MarkEligible"
+            )));
+        }
+        let (value, word) = if eligible {
+            (stead_store::model::SchedulingEligibility::Eligible, "eligible")
+        } else {
+            (stead_store::model::SchedulingEligibility::Ineligible, "ineligible")
+        };
+        if node.scheduling_eligibility != value {
+            node.scheduling_eligibility = value;
+            push_event(node, "Cluster", format!("Node marked as {word} for scheduling"), now);
+        }
+        Ok(())
+    })
+    .await
+}
+
+/// `POST /v1/node/:id/drain`: `Some(spec)` starts (or changes) a drain: the node turns
+/// ineligible and the drainer migrates its allocations, forcing what is left at the
+/// deadline (a negative deadline: at once; zero: never). `None` cancels it; the node
+/// stays ineligible unless `mark_eligible`.
+pub async fn set_drain(
+    store: &Store,
+    env: &Env,
+    node_id: &str,
+    spec: Option<stead_store::model::DrainSpec>,
+    mark_eligible: bool,
+) -> Result<NodeUpdated> {
+    use stead_store::model::{DrainStrategy, SchedulingEligibility};
+    update_node(store, env, node_id, |node, now| {
+        match &spec {
+            Some(spec) => {
+                let deadline = spec.deadline.0;
+                let force_deadline = match deadline {
+                    d if d < 0 => stead_store::model::time::format_rfc3339_nanos(now),
+                    0 => String::new(),
+                    d => stead_store::model::time::format_rfc3339_nanos(now.saturating_add(d)),
+                };
+                let started_at = node
+                    .drain_strategy
+                    .as_ref()
+                    .map(|s| s.started_at.clone())
+                    .unwrap_or_else(|| stead_store::model::time::format_rfc3339_nanos(now));
+                node.drain_strategy = Some(DrainStrategy {
+                    deadline: spec.deadline,
+                    ignore_system_jobs: spec.ignore_system_jobs,
+                    force_deadline,
+                    started_at,
+                    ..DrainStrategy::default()
+                });
+                node.drain = true;
+                node.scheduling_eligibility = SchedulingEligibility::Ineligible;
+                push_event(node, "Drain", "Node drain strategy set", now);
+            }
+            None => {
+                if node.drain_strategy.take().is_some() {
+                    push_event(node, "Drain", "Node drain strategy unset", now);
+                }
+                node.drain = false;
+                if mark_eligible {
+                    node.scheduling_eligibility = SchedulingEligibility::Eligible;
+                }
+            }
+        }
+        Ok(())
+    })
+    .await
+}
+
+/// `POST /v1/node/:id/purge`: forgets the node (record, usage, heartbeat); its
+/// allocations are lost and their jobs evaluated.
+pub async fn purge(store: &Store, env: &Env, node_id: &str) -> Result<NodeUpdated> {
+    let now = env.now_ns();
+    let committed = store
+        .db
+        .run_committed(|tx, _| async move {
+            let pk = record_keys::node(node_id);
+            let Some(node) = store.ks.get::<Node>(&tx, &pk, ReadMode::Serializable).await? else {
+                return Err(not_found(node_id));
+            };
+            let evals = node_job_evals(store, &tx, env, &node, now).await?;
+            store.ks.delete::<Node>(&tx, &pk).await?;
+            tx.clear(&store.draining_node_key(node_id));
+            usage::delete_usage(store, &tx, node_id);
+            usage::log_nodes(store, &tx, Log::Node, [node_id]);
+            usage::log_nodes(store, &tx, Log::Usage, [node_id]);
+            crate::clients::clear_deadline(store, &tx, node_id).await?;
+            crate::clients::count_nodes(store, &tx, -1);
+            let mut ids = Vec::new();
+            for eval in &evals {
+                queue::enqueue(store, &tx, eval, now).await?;
+                ids.push(eval.id.clone());
+            }
+            Ok::<_, crate::error::ServerError>(ids)
+        })
+        .await?;
+    Ok(NodeUpdated { eval_ids: committed.value, index: u64::try_from(committed.commit.version).unwrap_or(0) })
+}
+
+/// `POST /v1/node/:id/evaluate`: an evaluation of every job with allocations on the node
+/// and of every system job.
+pub async fn evaluate(store: &Store, env: &Env, node_id: &str) -> Result<NodeUpdated> {
+    let now = env.now_ns();
+    let committed = store
+        .db
+        .run_committed(|tx, _| async move {
+            let Some(node) = store.ks.get::<Node>(&tx, &record_keys::node(node_id), ReadMode::Snapshot).await? else {
+                return Err(not_found(node_id));
+            };
+            let mut evals = node_job_evals(store, &tx, env, &node, now).await?;
+            let known: BTreeSet<_> = evals.iter().map(|e| (e.namespace.clone(), e.job_id.clone())).collect();
+            for e in system_job_evals(store, &tx, env, &node, now).await? {
+                if !known.contains(&(e.namespace.clone(), e.job_id.clone())) {
+                    evals.push(e);
+                }
+            }
+            let mut ids = Vec::new();
+            for eval in &evals {
+                queue::enqueue(store, &tx, eval, now).await?;
+                ids.push(eval.id.clone());
+            }
+            Ok::<_, crate::error::ServerError>(ids)
+        })
+        .await?;
+    Ok(NodeUpdated { eval_ids: committed.value, index: u64::try_from(committed.commit.version).unwrap_or(0) })
 }

@@ -12,7 +12,8 @@ use std::time::Duration;
 
 use stead_store::diff::{JobDiff, diff_jobs};
 use stead_store::model::{
-    AllocListStub, Allocation, EvalStatus, Evaluation, Job, JobListStub, JobSummary, Node, NodeListStub,
+    AllocClientStatus, AllocListStub, Allocation, Deployment, EvalStatus, Evaluation, Job, JobListStub, JobSummary,
+    Node, NodeListStub,
 };
 use stead_store::records::{self, keys as record_keys};
 use stead_store::schema::{Continuation, Kind, PAGE_LIMIT_MAX, Page, PageOptions, Record, SchemaError, Tuple};
@@ -43,6 +44,8 @@ pub mod tables {
     pub const ALLOCS: &[Kind] = &[Kind::ALLOC];
     pub const EVALS: &[Kind] = &[Kind::EVAL];
     pub const NODES: &[Kind] = &[Kind::NODE];
+    pub const DEPLOYMENTS: &[Kind] = &[Kind::DEPLOYMENT];
+    pub const JOB_SCALE: &[Kind] = &[Kind::JOB, Kind::ALLOC];
 }
 
 /// The last commit that changed a record of one of `kinds` (at least 1, as Nomad's
@@ -322,6 +325,119 @@ pub async fn node_allocations(store: &Store, id: &str) -> Result<Read<Vec<Alloca
             .ok_or_else(|| not_found("node"))?;
         let tx = &tx;
         all_pages(|page| async move { records::allocs_by_node(&store.ks, tx, id, &page).await }).await
+    })
+    .await
+}
+
+/// `GET /v1/deployments`: by ID, those whose ID starts with `prefix`.
+pub async fn list_deployments(store: &Store, namespace: &str, prefix: &str) -> Result<Read<Vec<Deployment>>> {
+    read(store, tables::DEPLOYMENTS, |tx| async move {
+        let ns = namespace_prefix(namespace);
+        let all = list_all::<Deployment>(store, &tx, &ns).await?;
+        Ok(all.into_iter().filter(|d| d.id.as_str().starts_with(prefix)).collect())
+    })
+    .await
+}
+
+/// `GET /v1/deployment/:id`.
+pub async fn deployment(store: &Store, namespace: &str, id: &str) -> Result<Read<Deployment>> {
+    read(store, tables::DEPLOYMENTS, |tx| async move {
+        store
+            .ks
+            .get::<Deployment>(&tx, &record_keys::deployment(namespace, id), ReadMode::Snapshot)
+            .await?
+            .ok_or_else(|| not_found("deployment"))
+    })
+    .await
+}
+
+/// `GET /v1/deployment/allocations/:id`: the allocations placed for a deployment.
+pub async fn deployment_allocations(store: &Store, namespace: &str, id: &str) -> Result<Read<Vec<Allocation>>> {
+    read(store, tables::ALLOCS, |tx| async move {
+        let d = store
+            .ks
+            .get::<Deployment>(&tx, &record_keys::deployment(namespace, id), ReadMode::Snapshot)
+            .await?
+            .ok_or_else(|| not_found("deployment"))?;
+        let allocs = job_allocs_in(store, &tx, namespace, d.job_id.as_str()).await?;
+        Ok(allocs.into_iter().filter(|a| a.deployment_id == d.id).collect())
+    })
+    .await
+}
+
+/// `GET /v1/job/:id/deployments`, newest first (404 when the job does not exist).
+pub async fn job_deployments(store: &Store, namespace: &str, job_id: &str) -> Result<Read<Vec<Deployment>>> {
+    read(store, tables::DEPLOYMENTS, |tx| async move {
+        job_in(store, &tx, namespace, job_id).await?;
+        let tx = &tx;
+        let mut all =
+            all_pages(|page| async move { records::deployments_by_job(&store.ks, tx, namespace, job_id, &page).await })
+                .await?;
+        all.sort_by(|a, b| b.create_index.cmp(&a.create_index).then_with(|| a.id.cmp(&b.id)));
+        Ok(all)
+    })
+    .await
+}
+
+/// What `GET /v1/job/:id/scale` answers (Nomad's `JobScaleStatusResponse`).
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct JobScaleStatus {
+    #[serde(rename = "JobID")]
+    pub job_id: String,
+    pub namespace: String,
+    pub job_create_index: u64,
+    pub job_modify_index: u64,
+    pub job_stopped: bool,
+    pub task_groups: BTreeMap<String, TaskGroupScaleStatus>,
+}
+
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct TaskGroupScaleStatus {
+    pub desired: i64,
+    pub placed: i64,
+    pub running: i64,
+    pub healthy: i64,
+    pub unhealthy: i64,
+    pub events: Vec<serde_json::Value>,
+}
+
+/// `GET /v1/job/:id/scale`.
+pub async fn job_scale_status(store: &Store, namespace: &str, job_id: &str) -> Result<Read<JobScaleStatus>> {
+    read(store, tables::JOB_SCALE, |tx| async move {
+        let job = job_in(store, &tx, namespace, job_id).await?;
+        let allocs = job_allocs_in(store, &tx, namespace, job_id).await?;
+        let mut groups = BTreeMap::new();
+        for g in &job.task_groups {
+            let live: Vec<&Allocation> = allocs
+                .iter()
+                .filter(|a| a.task_group == g.name && !a.is_terminal() && a.job_version == job.version)
+                .collect();
+            let health = |want: bool| {
+                live.iter().filter(|a| a.deployment_status.as_ref().and_then(|d| d.healthy) == Some(want)).count()
+                    as i64
+            };
+            groups.insert(
+                g.name.clone(),
+                TaskGroupScaleStatus {
+                    desired: i64::from(g.count.unwrap_or(1)),
+                    placed: live.len() as i64,
+                    running: live.iter().filter(|a| a.client_status == AllocClientStatus::Running).count() as i64,
+                    healthy: health(true),
+                    unhealthy: health(false),
+                    events: Vec::new(),
+                },
+            );
+        }
+        Ok(JobScaleStatus {
+            job_id: job.id.to_string(),
+            namespace: job.namespace.clone(),
+            job_create_index: job.create_index,
+            job_modify_index: job.job_modify_index,
+            job_stopped: job.stop,
+            task_groups: groups,
+        })
     })
     .await
 }

@@ -196,6 +196,25 @@ pub fn signal_capacity(store: &Store, tx: &Transaction) {
     tx.set_versionstamped_value(&store.capacity_key(), &STAMP_VALUE_TEMPLATE);
 }
 
+/// Tells the watches of `node`'s allocations that they changed in this transaction (a
+/// blind write: it never conflicts).
+pub fn stamp_node_allocs(store: &Store, tx: &Transaction, node: &str) {
+    tx.set_versionstamped_value(&store.node_allocs_key(node), &STAMP_VALUE_TEMPLATE);
+}
+
+/// The commit version a stamp written by `set_versionstamped_value` holds (0 for a
+/// malformed or missing one).
+pub fn stamp_version(stamp: Option<&[u8]>) -> u64 {
+    match stamp {
+        Some(b) if b.len() >= 8 => {
+            let mut v = [0u8; 8];
+            v.copy_from_slice(&b[..8]);
+            u64::from_be_bytes(v)
+        }
+        _ => 0,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -144,7 +144,7 @@ async fn a_blocked_job_is_placed_when_another_jobs_allocations_finish() {
     for a in &mut done {
         a.client_status = stead_store::model::AllocClientStatus::Complete;
     }
-    assert_eq!(stead_server::allocs::update_from_client(&store, &env, &done).await.unwrap(), 2);
+    assert_eq!(stead_server::allocs::update_from_client(&store, &env, None, &done).await.unwrap(), 2);
     let r = wait_until(&mut rx, |r| r.iter().any(|r| r.placed == 1)).await;
     assert!(r.iter().any(|r| r.outcome == EvalOutcome::Complete), "{r:#?}");
     assert_eq!(live_allocs(&store, "second").await.len(), 1);

@@ -2,7 +2,7 @@
 //! periodic children), so `/v1/job/...` is matched whole and its known suffixes are split
 //! off, as Nomad's router does.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use axum::Router;
@@ -13,7 +13,6 @@ use axum::routing::{any, get};
 use serde_json::{Value, json as j};
 use stead_server::reads::{self, tables};
 use stead_server::{dry_run, jobs};
-use stead_store::diff::diff_jobs;
 use stead_store::model::{self, Job};
 
 use super::{ApiState, HttpError, HttpResult, Params, block, body_json, json, member};
@@ -48,7 +47,7 @@ fn job_of_body(body: &[u8], q: &Params, path_id: Option<&str>) -> Result<(Job, V
         return Err(HttpError::bad_request("request body: Job is missing"));
     }
     let text = std::str::from_utf8(body).map_err(|e| HttpError::bad_request(format!("request body: {e}")))?;
-    let mut job = model::job_from_api_json(text).map_err(|e| HttpError::bad_request(format!("request body: {e}")))?;
+    let job = model::job_from_api_json(text).map_err(|e| HttpError::bad_request(format!("request body: {e}")))?;
     if let Some(id) = path_id
         && job.id.as_str() != id
     {
@@ -57,16 +56,7 @@ fn job_of_body(body: &[u8], q: &Params, path_id: Option<&str>) -> Result<(Job, V
             job.id.as_str()
         )));
     }
-    if job.namespace.is_empty() {
-        job.namespace = q.namespace().to_owned();
-    }
-    job.canonicalize();
-    if let Err(errors) = job.validate() {
-        let n = errors.len();
-        let list: String = errors.iter().map(|e| format!("\n\t* {e}")).collect();
-        let what = if n == 1 { "1 error occurred:".to_owned() } else { format!("{n} errors occurred:") };
-        return Err(HttpError::bad_request(format!("Job validation failed: {what}{list}")));
-    }
+    let job = jobs::prepare(job, q.namespace())?;
     Ok((job, value))
 }
 
@@ -296,42 +286,8 @@ async fn plan(api: &ApiState, q: &Params, body: &[u8], id: &str) -> HttpResult {
     let mut cache = api.plan_cache.lock().await;
     let d = dry_run::dry_run(&api.store, &mut cache, &api.env, &api.sched, api.cluster_seed, &job).await?;
     drop(cache);
-    let updates: BTreeMap<&String, Value> = d
-        .outcome
-        .desired_tg_updates
-        .iter()
-        .map(|(g, u)| {
-            (
-                g,
-                j!({
-                    "Ignore": u.ignore, "Place": u.place, "Migrate": u.migrate, "Stop": u.stop,
-                    "InPlaceUpdate": u.in_place_update, "DestructiveUpdate": u.destructive_update,
-                    "Canary": u.canary, "Preemptions": u.preemptions,
-                    "RescheduleNow": u.reschedule_now, "RescheduleLater": u.reschedule_later,
-                }),
-            )
-        })
-        .collect();
-    let diff = if want_diff {
-        let old = d.stored.as_ref().map_or(Value::Null, |s| serde_json::to_value(s).unwrap_or_default());
-        j!(diff_jobs(&old, &serde_json::to_value(&job).unwrap_or_default()))
-    } else {
-        Value::Null
-    };
-    let index = u64::try_from(d.snapshot_version).unwrap_or(0);
-    json(
-        index,
-        &j!({
-            "Annotations": {"DesiredTGUpdates": updates, "PreemptedAllocs": null},
-            "FailedTGAllocs": d.outcome.failed_tg_allocs,
-            "JobModifyIndex": d.job_modify_index,
-            "CreatedEvals": null,
-            "Diff": diff,
-            "NextPeriodicLaunch": null,
-            "Warnings": "",
-            "Index": index,
-        }),
-    )
+    let answer = dry_run::plan_response(&d, &job, want_diff);
+    json(u64::try_from(d.snapshot_version).unwrap_or(0), &answer)
 }
 
 #[cfg(test)]

@@ -9,8 +9,8 @@
 //!   draining without the drainer's mark), a completed batch allocation of the current
 //!   version (done work is not redone), or a failed allocation whose reschedule attempts are
 //!   exhausted (it keeps its slot, so it is not replaced);
-//! * **migrate** — on a draining node and marked by the drainer
-//!   (`DesiredTransition.Migrate`): stopped, and a replacement placed elsewhere;
+//! * **migrate** — marked `DesiredTransition.Migrate` (by the drainer on a draining node,
+//!   or by `alloc stop`): stopped, and a replacement placed elsewhere;
 //! * **lost** — on a down, disconnected or vanished node: marked lost and replaced; a lost
 //!   replacement does not use a reschedule attempt;
 //! * **reschedule now / later** — failed, eligible under the `reschedule` policy: replaced
@@ -513,7 +513,8 @@ fn classify(
     }
     match node_state(input, alloc) {
         state if state.loses_allocs() => Some(SlotKind::Lost),
-        NodeState::Draining if alloc.desired_transition.migrate == Some(true) => Some(SlotKind::Migrate),
+        // Marked by the drainer, or by `alloc stop` on any node that is up.
+        _ if alloc.desired_transition.migrate == Some(true) => Some(SlotKind::Migrate),
         _ => Some(SlotKind::Untainted),
     }
 }

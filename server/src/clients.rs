@@ -1,0 +1,340 @@
+//! The client protocol on the server side, without a transport (`stead-rpc`'s
+//! `ClientProtocol` service calls these): registration, heartbeats, a node's view of its
+//! allocations, and the allocation updates it reports (Nomad's `Node.Register`,
+//! `Node.UpdateStatus`, `Node.GetClientAllocs`, `Node.UpdateAlloc`).
+//!
+//! A node proves who it is with its `SecretID`: the first registration stores it, and
+//! every later call must bring the same one.
+//!
+//! **Heartbeats** are records (`keys.rs`): the node's deadline and an index by deadline.
+//! The TTL a node gets is Nomad's `RateScaledInterval`: `max(min_ttl, nodes /
+//! max_per_second)`, so the cluster's heartbeat rate stays near `max_per_second`, plus a
+//! random stagger in `[0, ttl)` so restarted nodes spread out; the deadline adds
+//! `grace` for the round trip. The expiry duty (`duties::heartbeat`) marks a node down in a
+//! transaction that reads its deadline serializably, and a heartbeat writes it, so when
+//! the two race one of them retries and sees the other.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use futures::Stream;
+use stead_store::model::{Allocation, Job, Node, NodeStatus, SchedulingEligibility};
+use stead_store::records::{self, keys as record_keys};
+use stead_store::schema::{PAGE_LIMIT_MAX, PageOptions};
+use stead_store::{ReadMode, Transaction};
+
+use crate::env::Env;
+use crate::error::{Result, ServerError};
+use crate::keys::Store;
+use crate::{allocs, nodes, usage};
+
+/// How heartbeats are timed (Nomad's server options of the same names).
+#[derive(Debug, Clone, PartialEq)]
+pub struct HeartbeatConfig {
+    /// The shortest TTL a node gets (Nomad's `min_heartbeat_ttl`, 10 s).
+    pub min_ttl: Duration,
+    /// The heartbeat rate the TTL keeps the cluster under (`max_heartbeats_per_second`, 50).
+    pub max_per_second: f64,
+    /// Added to the TTL before a node is marked down (`heartbeat_grace`, 10 s).
+    pub grace: Duration,
+    /// Every node gets this long after a server takes the expiry duty over, to heartbeat
+    /// to the new holder (Nomad's `FailoverHeartbeatTTL` after a leader election, 300 s).
+    pub failover_ttl: Duration,
+}
+
+impl Default for HeartbeatConfig {
+    fn default() -> Self {
+        Self {
+            min_ttl: Duration::from_secs(10),
+            max_per_second: 50.0,
+            grace: Duration::from_secs(10),
+            failover_ttl: Duration::from_secs(300),
+        }
+    }
+}
+
+/// The TTL for a cluster of `nodes` nodes; `draw` picks the stagger.
+pub fn heartbeat_ttl(nodes: u64, config: &HeartbeatConfig, draw: u64) -> Duration {
+    let per_second = if config.max_per_second > 0.0 { config.max_per_second } else { 50.0 };
+    let scaled = Duration::from_secs_f64(nodes as f64 / per_second);
+    let base = config.min_ttl.max(scaled);
+    // A stagger in [0, base): a uniform fraction in millionths.
+    let fraction = (draw % 1_000_000) as f64 / 1_000_000.0;
+    base + base.mul_f64(fraction)
+}
+
+/// What a register or heartbeat answers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Heartbeat {
+    pub ttl: Duration,
+    /// The commit version of the write.
+    pub index: u64,
+}
+
+fn nanos(d: Duration) -> i64 {
+    i64::try_from(d.as_nanos()).unwrap_or(i64::MAX)
+}
+
+/// Writes `node`'s heartbeat deadline (and its index entry, replacing the old one).
+async fn set_deadline(store: &Store, tx: &Transaction, node: &str, deadline_ns: i64) -> Result<()> {
+    let key = store.heartbeat_key(node);
+    if let Some(old) = tx.get_snapshot(&key).await?
+        && let Some(old) = decode_deadline(&old)
+    {
+        tx.clear(&store.heartbeat_deadline_key(old, node));
+    }
+    tx.set(&key, &deadline_ns.to_be_bytes());
+    tx.set(&store.heartbeat_deadline_key(deadline_ns, node), b"");
+    Ok(())
+}
+
+/// Removes `node`'s heartbeat: it is down, or gone.
+pub async fn clear_deadline(store: &Store, tx: &Transaction, node: &str) -> Result<()> {
+    let key = store.heartbeat_key(node);
+    if let Some(old) = tx.get(&key).await?
+        && let Some(old) = decode_deadline(&old)
+    {
+        tx.clear(&store.heartbeat_deadline_key(old, node));
+    }
+    tx.clear(&key);
+    Ok(())
+}
+
+pub fn decode_deadline(bytes: &[u8]) -> Option<i64> {
+    Some(i64::from_be_bytes(bytes.try_into().ok()?))
+}
+
+async fn node_count(store: &Store, tx: &Transaction) -> Result<u64> {
+    let bytes = tx.get_snapshot(&store.node_count_key()).await?;
+    Ok(bytes.and_then(|b| <[u8; 8]>::try_from(b.as_ref()).ok()).map_or(0, |b| i64::from_le_bytes(b).max(0) as u64))
+}
+
+/// Adds `delta` to the registered-node count (blind: never conflicts).
+pub fn count_nodes(store: &Store, tx: &Transaction, delta: i64) {
+    tx.atomic_add(&store.node_count_key(), delta);
+}
+
+fn check_secret(node: &Node, secret_id: &str) -> Result<()> {
+    if node.secret_id.is_empty() || node.secret_id == secret_id {
+        Ok(())
+    } else {
+        Err(ServerError::Unauthorized(format!("node {}: the secret ID does not match the registered node", node.id)))
+    }
+}
+
+/// Checks what a client registers: the fields the servers rely on.
+fn check_registration(node: &Node) -> Result<()> {
+    let mut missing = Vec::new();
+    if node.id.as_str().is_empty() {
+        missing.push("ID");
+    }
+    if node.secret_id.is_empty() {
+        missing.push("SecretID");
+    }
+    if node.datacenter.is_empty() {
+        missing.push("Datacenter");
+    }
+    if node.name.is_empty() {
+        missing.push("Name");
+    }
+    if !missing.is_empty() {
+        return Err(ServerError::Invalid(format!("node registration: missing {}", missing.join(", "))));
+    }
+    if node.id.as_str().len() > 128 || node.secret_id.len() > 128 {
+        return Err(ServerError::Invalid("node registration: ID and SecretID are at most 128 bytes".to_owned()));
+    }
+    Ok(())
+}
+
+/// Registers `node` (or updates it: same ID and secret) and starts its heartbeat clock.
+/// Fields the servers own are kept from the stored record: drain, eligibility, events.
+pub async fn register(store: &Store, env: &Env, config: &HeartbeatConfig, node: Node) -> Result<Heartbeat> {
+    check_registration(&node)?;
+    let draw = env.entropy.next_u64();
+    let now = env.now_ns();
+    let committed = store
+        .db
+        .run_committed(|tx, _| {
+            let mut node = node.clone();
+            async move {
+                let old =
+                    store.ks.get::<Node>(&tx, &record_keys::node(node.id.as_str()), ReadMode::Serializable).await?;
+                match &old {
+                    Some(old) => {
+                        check_secret(old, &node.secret_id)?;
+                        node.drain = old.drain;
+                        node.drain_strategy.clone_from(&old.drain_strategy);
+                        node.scheduling_eligibility = old.scheduling_eligibility.clone();
+                        node.events.clone_from(&old.events);
+                        node.last_drain.clone_from(&old.last_drain);
+                        if old.status != node.status {
+                            let message = format!("Node registered again: {} -> {}", old.status, node.status);
+                            nodes::push_event(&mut node, "Cluster", message, now);
+                        }
+                    }
+                    None => {
+                        node.scheduling_eligibility = SchedulingEligibility::Eligible;
+                        nodes::push_event(&mut node, "Cluster", "Node registered", now);
+                        count_nodes(store, &tx, 1);
+                    }
+                }
+                node.status_updated_at = now / 1_000_000_000;
+                let ttl = heartbeat_ttl(node_count(store, &tx).await? + u64::from(old.is_none()), config, draw);
+                set_deadline(store, &tx, node.id.as_str(), now.saturating_add(nanos(ttl + config.grace))).await?;
+                nodes::upsert_in(store, &tx, env, &node, Some(old)).await?;
+                Ok::<_, ServerError>(ttl)
+            }
+        })
+        .await?;
+    Ok(Heartbeat { ttl: committed.value, index: u64::try_from(committed.commit.version).unwrap_or(0) })
+}
+
+/// A node's heartbeat: moves its deadline; a node that was marked down is ready again.
+pub async fn heartbeat(
+    store: &Store,
+    env: &Env,
+    config: &HeartbeatConfig,
+    node_id: &str,
+    secret_id: &str,
+) -> Result<Heartbeat> {
+    let draw = env.entropy.next_u64();
+    let now = env.now_ns();
+    let committed = store
+        .db
+        .run_committed(|tx, _| async move {
+            let Some(mut node) = store.ks.get::<Node>(&tx, &record_keys::node(node_id), ReadMode::Serializable).await?
+            else {
+                return Err(ServerError::NotFound(format!("node {node_id} is not registered")));
+            };
+            check_secret(&node, secret_id)?;
+            let ttl = heartbeat_ttl(node_count(store, &tx).await?, config, draw);
+            set_deadline(store, &tx, node_id, now.saturating_add(nanos(ttl + config.grace))).await?;
+            if node.status != NodeStatus::Ready {
+                let was = node.status.clone();
+                node.status = NodeStatus::Ready;
+                node.status_updated_at = now / 1_000_000_000;
+                nodes::push_event(&mut node, "Cluster", format!("Node heartbeat received: {was} -> ready"), now);
+                nodes::upsert_in(store, &tx, env, &node, None).await?;
+            }
+            Ok::<_, ServerError>(ttl)
+        })
+        .await?;
+    Ok(Heartbeat { ttl: committed.value, index: u64::try_from(committed.commit.version).unwrap_or(0) })
+}
+
+/// A node's allocations as its client sees them.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NodeAllocations {
+    /// The read version: later changes are after it.
+    pub index: u64,
+    /// Every allocation on the node, each with the job version it runs (`Job`), when
+    /// that version is still stored.
+    pub allocs: Vec<Allocation>,
+}
+
+async fn authorized_node(store: &Store, tx: &Transaction, node_id: &str, secret_id: &str) -> Result<Node> {
+    let node = store
+        .ks
+        .get::<Node>(tx, &record_keys::node(node_id), ReadMode::Snapshot)
+        .await?
+        .ok_or_else(|| ServerError::NotFound(format!("node {node_id} is not registered")))?;
+    check_secret(&node, secret_id)?;
+    Ok(node)
+}
+
+/// The node's allocations, with their jobs, in `tx`.
+async fn node_allocations_in(store: &Store, tx: &Transaction, node_id: &str) -> Result<Vec<Allocation>> {
+    let mut allocs = Vec::new();
+    let mut next = None;
+    loop {
+        let page = PageOptions::new(PAGE_LIMIT_MAX).after(next).read_mode(ReadMode::Snapshot);
+        let p = records::allocs_by_node(&store.ks, tx, node_id, &page).await?;
+        allocs.extend(p.items);
+        next = p.next;
+        if next.is_none() {
+            break;
+        }
+    }
+    let mut jobs: BTreeMap<(String, String, u64), Option<Job>> = BTreeMap::new();
+    for alloc in &mut allocs {
+        let key = (alloc.namespace.clone(), alloc.job_id.as_str().to_owned(), alloc.job_version);
+        if !jobs.contains_key(&key) {
+            let job = records::get_job_version(&store.ks, tx, &key.0, &key.1, key.2, ReadMode::Snapshot).await?;
+            jobs.insert(key.clone(), job);
+        }
+        alloc.job = jobs[&key].clone().map(Box::new);
+    }
+    Ok(allocs)
+}
+
+/// What a watch waits for at most before it looks again (a lost watch costs this much).
+const WATCH_WAIT_MAX: Duration = Duration::from_secs(60);
+
+/// A stream of `node_id`'s allocations: at once when `after_index` is 0 or they changed
+/// after it, then after each change. Ends after the first error.
+pub fn watch_node_allocations(
+    store: Store,
+    node_id: String,
+    secret_id: String,
+    after_index: u64,
+) -> impl Stream<Item = Result<NodeAllocations>> + Send + 'static {
+    struct State {
+        store: Store,
+        node_id: String,
+        secret_id: String,
+        after: u64,
+        first: bool,
+        done: bool,
+    }
+    let state = State { store, node_id, secret_id, after: after_index, first: true, done: false };
+    futures::stream::unfold(state, |mut s| async move {
+        if s.done {
+            return None;
+        }
+        let result = next_allocations(&s.store, &s.node_id, &s.secret_id, s.after, s.first).await;
+        s.first = false;
+        match &result {
+            Ok(item) => s.after = item.index,
+            Err(_) => s.done = true,
+        }
+        Some((result, s))
+    })
+}
+
+async fn next_allocations(
+    store: &Store,
+    node_id: &str,
+    secret_id: &str,
+    after: u64,
+    first: bool,
+) -> Result<NodeAllocations> {
+    loop {
+        let tx = store.db.create_transaction()?;
+        authorized_node(store, &tx, node_id, secret_id).await?;
+        let stamp = tx.get_snapshot(&store.node_allocs_key(node_id)).await?;
+        if (first && after == 0) || usage::stamp_version(stamp.as_deref()) > after {
+            let index = u64::try_from(tx.get_read_version().await?).unwrap_or(0);
+            let allocs = node_allocations_in(store, &tx, node_id).await?;
+            return Ok(NodeAllocations { index, allocs });
+        }
+        let watch = tx.watch(&store.node_allocs_key(node_id));
+        tx.commit().await?;
+        // A watch error (or the bound) only means: look again.
+        let _ = tokio::time::timeout(WATCH_WAIT_MAX, watch).await;
+    }
+}
+
+/// The client's side of allocations, from the node that runs them: only allocations on
+/// that node are applied.
+pub async fn update_allocations(
+    store: &Store,
+    env: &Env,
+    node_id: &str,
+    secret_id: &str,
+    updates: Vec<Allocation>,
+) -> Result<usize> {
+    let tx = store.db.create_transaction()?;
+    authorized_node(store, &tx, node_id, secret_id).await?;
+    drop(tx);
+    allocs::update_from_client(store, env, Some(node_id), &updates).await
+}
