@@ -13,6 +13,7 @@ use stead_store::schema::PutOptions;
 
 use crate::env::Env;
 use crate::error::{Result, ServerError};
+use crate::events;
 use crate::keys::{Log, Store};
 use crate::{queue, usage};
 
@@ -74,6 +75,7 @@ pub async fn update_from_client(store: &Store, env: &Env, node: Option<&str>, up
                     }
                     // A client update leaves AllocModifyIndex alone (plain put).
                     store.ks.put(&tx, &alloc, PutOptions::default()).await?;
+                    events::emit_alloc(store, &tx, &alloc, "AllocationUpdated")?;
                     applied += 1;
                 }
                 if !freed_nodes.is_empty() {
@@ -142,6 +144,7 @@ pub async fn stop(store: &Store, env: &Env, namespace: &str, alloc_id: &str) -> 
                 alloc.desired_transition.migrate = Some(true);
                 alloc.modify_time = now;
                 store.ks.put(&tx, &alloc, PutOptions::default()).await?;
+                events::emit_alloc(store, &tx, &alloc, "AllocationUpdateDesiredStatus")?;
                 let eval = Evaluation {
                     id: eval_id.into(),
                     namespace: namespace.to_owned(),

@@ -32,6 +32,7 @@ use stead_store::schema::{JobModify, PreparedInsert, PutOptions, encoding};
 use stead_store::{ReadMode, Transaction, Version};
 
 use crate::error::{Result, ServerError};
+use crate::events;
 use crate::keys::{Log, Store};
 use crate::queue::{self, Blocked, Claim};
 use crate::usage;
@@ -318,8 +319,17 @@ async fn commit_chunk(
             usage::stamp_node_allocs(store, tx, node.as_str());
         }
         if decision.placed > 0 {
-            for insert in &prepared[node][..decision.placed] {
+            for (insert, alloc) in prepared[node][..decision.placed].iter().zip(&np.place) {
                 store.ks.write_prepared(tx, insert);
+                let job = [alloc.job_id.as_str()];
+                let event = events::NewEvent {
+                    topic: events::Topic::Allocation,
+                    event_type: "PlanResult",
+                    key: alloc.id.as_str(),
+                    namespace: &alloc.namespace,
+                    filter_keys: &job,
+                };
+                events::emit_encoded(store, tx, event, insert.encoded());
             }
             done.placed += decision.placed;
         }
@@ -363,6 +373,7 @@ async fn commit_chunk(
     for alloc in changed.values_mut() {
         alloc.modify_time = now;
         store.ks.put(tx, &*alloc, bump).await?;
+        events::emit_alloc(store, tx, alloc, "PlanResult")?;
     }
     usage::log_nodes(store, tx, Log::Usage, logged);
 

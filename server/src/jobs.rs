@@ -12,6 +12,7 @@ use stead_store::{ReadMode, Transaction};
 
 use crate::env::Env;
 use crate::error::{Result, ServerError};
+use crate::events;
 use crate::keys::Store;
 use crate::queue;
 
@@ -168,6 +169,7 @@ pub async fn register_in(
         records::put_job_version(&store.ks, tx, &job).await?;
     }
     index_job(store, tx, &job);
+    events::emit(store, tx, events::job_event(&job, "JobRegistered"), &job)?;
     let eval = if wants_eval(&job) {
         let eval = job_eval(eval_id, &job, EvalTrigger::JobRegister, now);
         queue::enqueue(store, tx, &eval, now).await?;
@@ -241,6 +243,7 @@ pub async fn stop(store: &Store, env: &Env, namespace: &str, job_id: &str, purge
                 };
                 let eval = job_eval(&eval_id, &job, EvalTrigger::JobDeregister, now);
                 if purge {
+                    events::emit(store, &tx, events::job_event(&job, "JobDeregistered"), &job)?;
                     store.ks.delete::<Job>(&tx, &pk).await?;
                     let versions = records::list_job_versions(&store.ks, &tx, namespace, job_id, usize::MAX).await?;
                     for v in versions {
@@ -258,6 +261,7 @@ pub async fn stop(store: &Store, env: &Env, namespace: &str, job_id: &str, purge
                     store.ks.put(&tx, &job, PutOptions::default().job_modify(JobModify::Bump)).await?;
                     records::put_job_version(&store.ks, &tx, &job).await?;
                     index_job(store, &tx, &job);
+                    events::emit(store, &tx, events::job_event(&job, "JobDeregistered"), &job)?;
                 }
                 queue::enqueue(store, &tx, &eval, now).await?;
                 Ok::<_, ServerError>(eval.id)

@@ -18,6 +18,7 @@ pub mod dry_run;
 pub mod duties;
 pub mod env;
 pub mod error;
+pub mod events;
 pub mod jobs;
 pub mod keys;
 pub mod metrics;

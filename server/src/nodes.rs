@@ -48,6 +48,14 @@ pub async fn upsert_in(
     };
     let old_usage = usage::get_usage(store, tx, node.id.as_str(), ReadMode::Serializable).await?;
     store.ks.put(tx, node, Default::default()).await?;
+    let event_type = match &old {
+        None => "NodeRegistration",
+        Some(o) if o.drain_strategy != node.drain_strategy => "NodeDrain",
+        Some(o) if o.scheduling_eligibility != node.scheduling_eligibility => "NodeEligibility",
+        Some(o) if o.status != node.status => "NodeRegistration",
+        Some(_) => "NodeEvent",
+    };
+    crate::events::emit_node(store, tx, node, event_type)?;
     if node.drain_strategy.is_some() {
         tx.set(&store.draining_node_key(node.id.as_str()), b"");
     } else if old.as_ref().is_some_and(|o| o.drain_strategy.is_some()) {
@@ -287,7 +295,6 @@ pub async fn set_drain(
 /// `POST /v1/node/:id/purge`: forgets the node (record, usage, heartbeat); its
 /// allocations are lost and their jobs evaluated.
 pub async fn purge(store: &Store, env: &Env, node_id: &str) -> Result<NodeUpdated> {
-    let now = env.now_ns();
     let committed = store
         .db
         .run_committed(|tx, _| async move {
@@ -295,23 +302,31 @@ pub async fn purge(store: &Store, env: &Env, node_id: &str) -> Result<NodeUpdate
             let Some(node) = store.ks.get::<Node>(&tx, &pk, ReadMode::Serializable).await? else {
                 return Err(not_found(node_id));
             };
-            let evals = node_job_evals(store, &tx, env, &node, now).await?;
-            store.ks.delete::<Node>(&tx, &pk).await?;
-            tx.clear(&store.draining_node_key(node_id));
-            usage::delete_usage(store, &tx, node_id);
-            usage::log_nodes(store, &tx, Log::Node, [node_id]);
-            usage::log_nodes(store, &tx, Log::Usage, [node_id]);
-            crate::clients::clear_deadline(store, &tx, node_id).await?;
-            crate::clients::count_nodes(store, &tx, -1);
-            let mut ids = Vec::new();
-            for eval in &evals {
-                queue::enqueue(store, &tx, eval, now).await?;
-                ids.push(eval.id.clone());
-            }
-            Ok::<_, crate::error::ServerError>(ids)
+            purge_in(store, &tx, env, &node).await
         })
         .await?;
     Ok(NodeUpdated { eval_ids: committed.value, index: u64::try_from(committed.commit.version).unwrap_or(0) })
+}
+
+/// [`purge`] of `node` (read by the caller, serializably) in the caller's transaction.
+pub async fn purge_in(store: &Store, tx: &Transaction, env: &Env, node: &Node) -> Result<Vec<EvalId>> {
+    let now = env.now_ns();
+    let node_id = node.id.as_str();
+    let evals = node_job_evals(store, tx, env, node, now).await?;
+    crate::events::emit_node(store, tx, node, "NodeDeregistration")?;
+    store.ks.delete::<Node>(tx, &record_keys::node(node_id)).await?;
+    tx.clear(&store.draining_node_key(node_id));
+    usage::delete_usage(store, tx, node_id);
+    usage::log_nodes(store, tx, Log::Node, [node_id]);
+    usage::log_nodes(store, tx, Log::Usage, [node_id]);
+    crate::clients::clear_deadline(store, tx, node_id).await?;
+    crate::clients::count_nodes(store, tx, -1);
+    let mut ids = Vec::new();
+    for eval in &evals {
+        queue::enqueue(store, tx, eval, now).await?;
+        ids.push(eval.id.clone());
+    }
+    Ok(ids)
 }
 
 /// `POST /v1/node/:id/evaluate`: an evaluation of every job with allocations on the node

@@ -29,6 +29,7 @@ use stead_store::{RangeOption, ReadMode, Transaction, Version};
 
 use crate::env::Env;
 use crate::error::{Result, ServerError};
+use crate::events;
 use crate::keys::{STAMP_VALUE_TEMPLATE, Store};
 
 /// How the queue behaves.
@@ -107,6 +108,19 @@ fn put_ready(store: &Store, tx: &Transaction, namespace: &str, job: &str, eval: 
     signal_ready(store, tx);
 }
 
+/// Stores an evaluation and its `EvaluationUpdated` event.
+async fn put_eval(store: &Store, tx: &Transaction, eval: &Evaluation, options: PutOptions) -> Result<()> {
+    store.ks.put(tx, eval, options).await?;
+    let event = events::NewEvent {
+        topic: events::Topic::Evaluation,
+        event_type: "EvaluationUpdated",
+        key: eval.id.as_str(),
+        namespace: &eval.namespace,
+        filter_keys: &[eval.job_id.as_str()],
+    };
+    events::emit(store, tx, event, eval)
+}
+
 /// Wakes workers that wait for ready evaluations.
 pub fn signal_ready(store: &Store, tx: &Transaction) {
     tx.set_versionstamped_value(&store.ready_signal_key(), &STAMP_VALUE_TEMPLATE);
@@ -115,7 +129,7 @@ pub fn signal_ready(store: &Store, tx: &Transaction) {
 /// Stores `eval` (a new evaluation, status `pending`) and queues it: delayed when its
 /// `WaitUntil` lies after `now`, else ready. Blind writes only.
 pub async fn enqueue(store: &Store, tx: &Transaction, eval: &Evaluation, now: i64) -> Result<()> {
-    store.ks.put(tx, eval, PutOptions::insert_new()).await?;
+    put_eval(store, tx, eval, PutOptions::insert_new()).await?;
     let wait_until = match eval.wait_until.as_deref().filter(|w| !w.is_empty()) {
         None => None,
         Some(text) => Some(parse_rfc3339_nanos(text).ok_or_else(|| {
@@ -159,7 +173,7 @@ pub async fn block(store: &Store, tx: &Transaction, eval: &Evaluation, snapshot_
         let mut ready = eval.clone();
         ready.status = EvalStatus::Pending;
         ready.status_description = "capacity appeared while scheduling; placing again".to_owned();
-        store.ks.put(tx, &ready, PutOptions::insert_new()).await?;
+        put_eval(store, tx, &ready, PutOptions::insert_new()).await?;
         put_ready(store, tx, ns, job, id, eval.priority);
         return Ok(Blocked::Ready);
     }
@@ -169,7 +183,7 @@ pub async fn block(store: &Store, tx: &Transaction, eval: &Evaluation, snapshot_
             unpack(&old).map_err(|e| corrupt(format!("blocked entry of {ns}/{job}"), e))?;
         cancel_eval(store, tx, ns, &old_id, &format!("superseded by blocked evaluation {id}")).await?;
     }
-    store.ks.put(tx, eval, PutOptions::insert_new()).await?;
+    put_eval(store, tx, eval, PutOptions::insert_new()).await?;
     tx.set(&key, &pack(&(id, i64::from(eval.priority))));
     Ok(Blocked::Blocked)
 }
@@ -192,7 +206,7 @@ async fn cancel_eval(store: &Store, tx: &Transaction, namespace: &str, id: &str,
     if let Some(mut eval) = store.ks.get::<Evaluation>(tx, &pk, ReadMode::Snapshot).await? {
         eval.status = EvalStatus::Canceled;
         eval.status_description = why.to_owned();
-        store.ks.put(tx, &eval, PutOptions::default()).await?;
+        put_eval(store, tx, &eval, PutOptions::default()).await?;
     }
     Ok(())
 }
@@ -365,7 +379,7 @@ pub async fn renew(store: &Store, config: &QueueConfig, claim: &mut Claim, now: 
 /// status), releases the lease and wakes waiting workers.
 pub async fn finish(store: &Store, tx: &Transaction, claim: &Claim, eval: &Evaluation) -> Result<()> {
     check_lease(store, tx, claim).await?;
-    store.ks.put(tx, eval, PutOptions::default()).await?;
+    put_eval(store, tx, eval, PutOptions::default()).await?;
     tx.clear(&store.lease_key(&claim.eval.namespace, claim.eval.job_id.as_str()));
     // Evaluations of the job that waited for the lease are claimable now.
     signal_ready(store, tx);
@@ -487,7 +501,7 @@ pub async fn reclaim_expired(
                         ..Evaluation::default()
                     };
                     eval.next_eval = followup.id.clone();
-                    store.ks.put(&tx, &eval, PutOptions::default()).await?;
+                    put_eval(store, &tx, &eval, PutOptions::default()).await?;
                     enqueue(store, &tx, &followup, now).await?;
                     tx.clear(&store.lease_key(&ns, &job));
                     return Ok(Reclaimed::Failed { eval: eval.id, followup: followup.id });

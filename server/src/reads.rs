@@ -315,6 +315,12 @@ pub async fn node(store: &Store, id: &str) -> Result<Read<Node>> {
     .await
 }
 
+/// A node's record as stored (its secret included: for server-side use only).
+pub async fn node_with_secret(store: &Store, id: &str) -> Result<Node> {
+    let tx = store.db.create_transaction()?;
+    store.ks.get::<Node>(&tx, &record_keys::node(id), ReadMode::Snapshot).await?.ok_or_else(|| not_found("node"))
+}
+
 /// `GET /v1/node/:id/allocations`.
 pub async fn node_allocations(store: &Store, id: &str) -> Result<Read<Vec<Allocation>>> {
     read(store, tables::ALLOCS, |tx| async move {

@@ -172,6 +172,7 @@ async fn drain_node(store: &Store, env: &Env, held: &Held, node_id: &str) -> Res
                     a.desired_transition.migrate = Some(true);
                     a.modify_time = now;
                     store.ks.put(&tx, &a, PutOptions::default()).await?;
+                    crate::events::emit_alloc(store, &tx, &a, "AllocationUpdateDesiredStatus")?;
                     jobs.insert((a.namespace.clone(), a.job_id.to_string()));
                     step.marked.push(a.id.to_string());
                 }

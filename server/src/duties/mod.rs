@@ -9,10 +9,12 @@
 //! the next interval.
 //!
 //! Duties: [`heartbeat`] (nodes that stopped heartbeating go down), [`periodic`] (launches
-//! of periodic jobs), [`drain`] (migrating allocations off draining nodes). Each pass is bounded
+//! of periodic jobs), [`drain`] (migrating allocations off draining nodes), [`gc`] (garbage
+//! collection). Each pass is bounded
 //! (`*_batch_max`) and each unit of work is its own transaction.
 
 pub mod drain;
+pub mod gc;
 pub mod heartbeat;
 pub mod periodic;
 
@@ -126,6 +128,9 @@ pub struct DutyConfig {
     pub periodic_interval: Duration,
     /// How often draining nodes are looked at (Nomad batches drain marks every second).
     pub drain_interval: Duration,
+    pub gc: gc::GcConfig,
+    /// How often garbage is collected (Nomad: every 5 minutes).
+    pub gc_interval: Duration,
 }
 
 impl Default for DutyConfig {
@@ -137,6 +142,8 @@ impl Default for DutyConfig {
             heartbeat_interval: Duration::from_secs(1),
             periodic_interval: Duration::from_secs(1),
             drain_interval: Duration::from_secs(1),
+            gc: gc::GcConfig::default(),
+            gc_interval: Duration::from_secs(300),
         }
     }
 }
@@ -173,6 +180,7 @@ pub fn start(store: Store, env: Env, config: DutyConfig) -> Duties {
         Arc::new(heartbeat::HeartbeatDuty { config: config.heartbeat.clone(), interval: config.heartbeat_interval }),
         Arc::new(periodic::PeriodicDuty { interval: config.periodic_interval }),
         Arc::new(drain::DrainDuty { interval: config.drain_interval }),
+        Arc::new(gc::GcDuty { config: config.gc.clone(), every: config.gc_interval, state: Default::default() }),
     ];
     let tasks = duties
         .into_iter()

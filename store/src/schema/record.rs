@@ -135,6 +135,8 @@ pub struct PreparedInsert {
     /// The versions part, written with this commit's stamp.
     modify: Bytes,
     index: Vec<Bytes>,
+    /// The whole record in the store's encoding (the parts are slices of it).
+    encoded: Bytes,
 }
 
 impl PreparedInsert {
@@ -145,6 +147,12 @@ impl PreparedInsert {
             + self.changed.len()
             + 20
             + self.index.iter().map(Bytes::len).sum::<usize>()
+    }
+
+    /// The record in the store's encoding ([`encoding::decode`] reads it back): what an
+    /// event about the record carries, without encoding it again.
+    pub fn encoded(&self) -> &Bytes {
+        &self.encoded
     }
 }
 
@@ -398,10 +406,10 @@ impl Keyspace {
             check_key_size(kind, pk, &key)?;
             index.push(Bytes::from(key));
         }
+        let encoded = Bytes::from(encoded);
         let parts = if encoded.len() <= PART_BYTES_MAX {
-            vec![(Bytes::from(keys.part(PART_UNSPLIT)), Bytes::from(encoded))]
+            vec![(Bytes::from(keys.part(PART_UNSPLIT)), encoded.clone())]
         } else {
-            let encoded = Bytes::from(encoded);
             (0..parts_count)
                 .map(|i| {
                     let end = ((i + 1) * PART_BYTES_MAX).min(encoded.len());
@@ -414,6 +422,7 @@ impl Keyspace {
             parts,
             modify: Bytes::from(keys.part(PART_MODIFY)),
             index,
+            encoded,
         })
     }
 

@@ -1,0 +1,119 @@
+//! The event stream: every change writes its event in its own transaction, so the events
+//! come in commit order with the commit's index, filter by topic and key, wait for new
+//! ones, and old ones are trimmed.
+
+mod common;
+
+use std::time::Duration;
+
+use common::*;
+use stead_server::env::Env;
+use stead_server::events::{self, Filter};
+use stead_server::{allocs, jobs};
+use stead_store::model::{AllocClientStatus, JobType};
+use stead_testkit::fixtures;
+
+async fn all_events(store: &stead_server::Store) -> Vec<events::Event> {
+    let tx = store.db.create_transaction().unwrap();
+    events::read_after(store, &tx, 0, events::EVENTS_PER_READ_MAX).await.unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_register_and_its_placement_appear_in_commit_order_with_their_commit_indexes() {
+    let (store, env) = (store(), Env::system());
+    add_nodes(&store, &env, 2, 4000, 8192).await;
+    let (workers, mut rx) = start_workers(&store, &env, fast_config(1));
+    let reg = jobs::register(&store, &env, fixtures::job("web", JobType::Service, 3, 100, 128), None).await.unwrap();
+    wait_until(&mut rx, |r| r.len() == 1).await;
+    workers.shutdown().await;
+
+    let events = all_events(&store).await;
+    assert!(events.windows(2).all(|w| w[0].index <= w[1].index), "events are in commit order");
+    let types: Vec<(&str, &str)> = events.iter().map(|e| (e.topic.as_str(), e.event_type.as_str())).collect();
+    assert_eq!(types.iter().filter(|t| **t == ("Node", "NodeRegistration")).count(), 2);
+    let registered = events.iter().find(|e| e.event_type == "JobRegistered").unwrap();
+    assert_eq!(registered.index, reg.index, "the event's index is its commit's");
+    assert_eq!(registered.payload["Job"]["ID"], "web");
+    let placed: Vec<_> = events.iter().filter(|e| e.event_type == "PlanResult").collect();
+    assert_eq!(placed.len(), 3);
+    assert!(placed.iter().all(|e| e.payload["Allocation"]["JobID"] == "web" && e.filter_keys == ["web"]));
+    let evals: Vec<_> = events.iter().filter(|e| e.topic == "Evaluation").collect();
+    assert_eq!(evals.first().unwrap().payload["Evaluation"]["Status"], "pending");
+    assert_eq!(evals.last().unwrap().payload["Evaluation"]["Status"], "complete");
+    assert!(evals.first().unwrap().index < placed[0].index && placed[0].index <= evals.last().unwrap().index);
+    assert!(events.iter().all(|e| e.payload.pointer("/Node/SecretID").is_none()), "node secrets stay out");
+
+    // A client's report is an event of its own.
+    let mut running = live_allocs(&store, "web").await.remove(0);
+    running.client_status = AllocClientStatus::Running;
+    allocs::update_from_client(&store, &env, None, std::slice::from_ref(&running)).await.unwrap();
+    let last = all_events(&store).await.pop().unwrap();
+    assert_eq!((last.event_type.as_str(), last.key.as_str()), ("AllocationUpdated", running.id.as_str()));
+}
+
+#[tokio::test]
+async fn a_filter_keeps_the_topics_and_keys_it_names() {
+    let (store, env) = (store(), Env::system());
+    jobs::register(&store, &env, fixtures::job("a", JobType::Service, 1, 100, 128), None).await.unwrap();
+    jobs::register(&store, &env, fixtures::job("b", JobType::Service, 1, 100, 128), None).await.unwrap();
+    let events = all_events(&store).await;
+    let only = |topics: &[&str]| {
+        let f = Filter::parse(&topics.iter().map(|t| (*t).to_owned()).collect::<Vec<_>>(), "default").unwrap();
+        events::batches(events.clone(), &f).into_iter().flat_map(|b| b.events).collect::<Vec<_>>()
+    };
+    assert_eq!(only(&[]).len(), events.len(), "no topic: everything");
+    assert!(only(&["Job"]).iter().all(|e| e.topic == "Job"));
+    assert_eq!(only(&["Job:b"]).len(), 1);
+    let evals_of_a = only(&["Evaluation:a"]);
+    assert!(!evals_of_a.is_empty() && evals_of_a.iter().all(|e| e.filter_keys == ["a"]), "filter keys match");
+    assert!(only(&["*:a"]).iter().all(|e| e.key == "a" || e.filter_keys == ["a"]));
+    assert!(Filter::parse(&["Bogus".to_owned()], "").unwrap_err().to_string().contains("Bogus"));
+    let other_ns = Filter::parse(&[], "other").unwrap();
+    assert!(events::batches(events.clone(), &other_ns).is_empty());
+}
+
+#[tokio::test]
+async fn a_reader_waits_for_the_next_events_and_resumes_where_it_stopped() {
+    let (store, env) = (store(), Env::system());
+    jobs::register(&store, &env, fixtures::job("a", JobType::Service, 1, 100, 128), None).await.unwrap();
+    let filter = Filter::default();
+    let (first, after) = events::next_batches(&store, 0, &filter, Duration::from_secs(1)).await.unwrap();
+    assert!(!first.is_empty());
+    let (none, same) = events::next_batches(&store, after, &filter, Duration::from_millis(50)).await.unwrap();
+    assert!(none.is_empty() && same == after, "nothing new: an empty answer at the wait's end");
+
+    let waiter = {
+        let store = store.clone();
+        tokio::spawn(
+            async move { events::next_batches(&store, after, &Filter::default(), Duration::from_secs(30)).await },
+        )
+    };
+    let reg = jobs::register(&store, &env, fixtures::job("b", JobType::Service, 1, 100, 128), None).await.unwrap();
+    let (next, _) = tokio::time::timeout(Duration::from_secs(30), waiter).await.unwrap().unwrap().unwrap();
+    assert_eq!(next[0].index, reg.index, "the waiting reader gets the new commit's events");
+}
+
+#[tokio::test]
+async fn events_older_than_the_retention_are_trimmed() {
+    let store = store();
+    let (env, clock) = Env::manual(1_000_000_000_000_000_000, 1);
+    jobs::register(&store, &env, fixtures::job("old", JobType::Service, 1, 100, 128), None).await.unwrap();
+    let trim = |now| {
+        let store = store.clone();
+        async move {
+            let tx = store.db.create_transaction().unwrap();
+            events::trim(&store, &tx, now, Duration::from_secs(3600)).await.unwrap();
+            tx.commit().await.unwrap();
+        }
+    };
+    trim(env.now_ns()).await;
+    clock.advance(Duration::from_secs(1800));
+    jobs::register(&store, &env, fixtures::job("new", JobType::Service, 1, 100, 128), None).await.unwrap();
+    trim(env.now_ns()).await;
+    assert!(all_events(&store).await.iter().any(|e| e.key == "old"), "within the retention: kept");
+    clock.advance(Duration::from_secs(2000));
+    trim(env.now_ns()).await;
+    let left = all_events(&store).await;
+    assert!(left.iter().all(|e| e.key != "old"), "older than the retention: trimmed");
+    assert!(left.iter().any(|e| e.key == "new"));
+}
