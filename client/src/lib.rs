@@ -6,6 +6,45 @@
 //!
 //! It talks to servers only through [`link::ServerLink`] (gRPC in production, see
 //! `stead-rpc`; in memory in tests), never to the store. It must not depend on the store,
-//! the scheduler or the server crate.
+//! the scheduler or the server crate: only on `stead-model` for the records.
+//!
+//! Where to start reading:
+//!
+//! * [`client`]: [`Client::start`] and the loops (registration and heartbeats, the
+//!   allocation watch, the runners, batched updates); [`ClientHandle`] for shutdown and
+//!   logs.
+//! * [`alloc_runner`] and [`task_runner`]: one allocation, one task; the pure cores they
+//!   use are [`restart::decide_restart`] (the restart policy), [`events`] (Nomad's task
+//!   events and state moves) and [`alloc_runner::decide_client_status`].
+//! * [`driver`]: the [`driver::Driver`] trait, [`driver::raw_exec`] (through the
+//!   [`executor`] process, which outlives the client) and [`driver::mock`].
+//! * [`fingerprint`] (the [`fingerprint::Host`] trait and the pure node assembly),
+//!   [`env`](mod@env) (the `NOMAD_*` environment), [`allocdir`], [`logs`], [`state`] (what is kept
+//!   on disk, written atomically) and [`config`].
+//!
+//! Time and randomness come in through [`clock::Clock`] and [`clock::Entropy`]; the
+//! machine through [`fingerprint::Host`]. The mock driver path uses only tokio timers and
+//! `std::fs`, so a client with the mock driver runs under the madsim simulator.
 
+pub mod alloc_runner;
+pub mod allocdir;
+pub mod client;
+pub mod clock;
+pub mod config;
+pub mod driver;
+pub mod env;
+pub mod events;
+pub mod executor;
+pub mod fingerprint;
+mod lifetime;
 pub mod link;
+pub mod logs;
+pub mod restart;
+mod shared;
+pub mod state;
+pub mod task_runner;
+mod updater;
+
+pub use client::{Client, ClientError, ClientHandle, Platform, ShutdownMode};
+pub use config::{ClientConfig, ExecutorCommand};
+pub use logs::{LogError, LogFrame, LogKind, LogOrigin, LogRequest, LogStream};
