@@ -1,12 +1,16 @@
 //! `stead`: one binary that is a server, a client, or both, plus the CLI.
 //!
-//! Today: `stead agent -dev` opens the store (embedded, in memory or durable under
-//! `-data-dir`). The HTTP/gRPC APIs, scheduler workers, server duties and the client arrive
-//! with their issues; see docs/ARCHITECTURE.md. Start reading at `cli/mod.rs`.
+//! `stead agent` runs a server (store, workers, duties, HTTP and gRPC APIs), a client
+//! (runs tasks) or both (`-dev`); the other commands are the CLI, which talks HTTP to an
+//! agent. `stead executor SPEC` is the process that runs one raw_exec task and outlives
+//! the client (`stead_client::executor`). Start reading at `cli/mod.rs`, then `run.rs`.
 
 mod cli;
+mod config;
 #[cfg(not(madsim))]
 mod http;
+#[cfg(not(madsim))]
+mod run;
 
 use std::process::ExitCode;
 
@@ -14,8 +18,17 @@ use std::process::ExitCode;
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    // The executor runs before any runtime starts: it is a small process of its own.
+    if args.first().map(String::as_str) == Some("executor") {
+        return stead_client::executor::main(&args[1..]);
+    }
+    cli_main()
+}
+
 #[tokio::main]
-async fn main() -> ExitCode {
+async fn cli_main() -> ExitCode {
     stead_server::allocator::configure();
     let args: Vec<String> = std::env::args().skip(1).collect();
     match cli::run(&args).await {

@@ -8,8 +8,10 @@ failed check raises, which exits non-zero with the traceback.
 
 import json
 import sys
+import time
 
 import nomad
+import requests
 from nomad.api import exceptions
 
 address, job_file = sys.argv[1], sys.argv[2]
@@ -18,6 +20,20 @@ with open(job_file) as f:
 job_id = job["Job"]["ID"]
 
 n = nomad.Nomad(address=address, timeout=10)
+
+
+def wait_for(what, check, timeout=60):
+    """Polls `check` until it returns something truthy (python-nomad has no blocking
+    queries for these calls)."""
+    deadline = time.time() + timeout
+    while True:
+        value = check()
+        if value:
+            return value
+        if time.time() > deadline:
+            raise AssertionError("timed out waiting for " + what)
+        time.sleep(0.1)
+
 
 # Register, then find it the ways python-nomad offers.
 registered = n.jobs.register_job(job)
@@ -49,8 +65,63 @@ evaluations = n.job.get_evaluations(job_id)
 assert len(evaluations) >= 2, evaluations
 assert any(e["ID"] == registered["EvalID"] for e in n.evaluations.get_evaluations())
 assert n.evaluation.get_evaluation(registered["EvalID"])["JobID"] == job_id
-assert n.job.get_allocations(job_id) == []
 assert n.job.get_summary(job_id)["JobID"] == job_id
+
+# The dev agent's client runs the three allocations.
+def running_allocs():
+    allocs = [a for a in n.job.get_allocations(job_id) if a["ClientStatus"] == "running"]
+    return allocs if len(allocs) == 3 else None
+
+
+running = wait_for("three running allocations", running_allocs)
+alloc_id = running[0]["ID"]
+assert n.allocation.get_allocation(alloc_id)["ID"] == alloc_id
+assert any(a["ID"] == alloc_id for a in n.allocations.get_allocations())
+assert n.evaluation.get_allocations(registered["EvalID"]) is not None
+task = list(running[0]["TaskStates"])[0]
+logs = n.client.stream_logs.stream(alloc_id, task, "stdout", follow=False)
+assert isinstance(logs, str), logs
+stopped_alloc = n.allocation.stop_allocation(alloc_id)
+assert stopped_alloc["EvalID"], stopped_alloc
+wait_for("the stopped allocation's replacement", lambda: len(
+    [a for a in n.job.get_allocations(job_id) if a["DesiredStatus"] == "run" and a["ID"] != alloc_id]) == 3)
+
+# Deployments exist only as reads until the deployment watcher lands: none, and a 400
+# for changing one.
+assert n.deployments.get_deployments() == []
+assert n.job.get_deployments(job_id) == []
+
+# The node: read it, flip its eligibility, drain it with a spec and cancel the drain.
+nodes = n.nodes.get_nodes()
+assert len(nodes) == 1 and nodes[0]["Status"] == "ready", nodes
+node_id = nodes[0]["ID"]
+assert n.node.get_node(node_id)["ID"] == node_id
+assert "SecretID" not in n.node.get_node(node_id) or n.node.get_node(node_id)["SecretID"] == ""
+assert n.node.get_allocations(node_id)
+n.node.eligible_node(node_id, ineligible=True)
+assert n.node.get_node(node_id)["SchedulingEligibility"] == "ineligible"
+n.node.eligible_node(node_id, eligible=True)
+assert n.node.get_node(node_id)["SchedulingEligibility"] == "eligible"
+drained = n.node.drain_node_with_spec(node_id, {"Deadline": 3600 * 10**9, "IgnoreSystemJobs": False})
+assert "EvalIDs" in drained, drained
+assert n.node.get_node(node_id)["DrainStrategy"] is not None
+n.node.drain_node_with_spec(node_id, None, mark_eligible=True)
+assert n.node.get_node(node_id)["DrainStrategy"] is None
+assert n.node.get_node(node_id)["SchedulingEligibility"] == "eligible"
+
+# Revert to version 0 (a new version 2 with the old spec), mark it stable.
+reverted = n.job.revert_job(job_id, 0)
+assert reverted["EvalID"], reverted
+assert n.job.get_job(job_id)["Version"] == 2
+assert "JobModifyIndex" in n.job.stable_job(job_id, 2, True)
+assert n.job.get_job(job_id)["Stable"] is True
+
+# The agent, metrics and the event stream (every line one JSON value).
+assert n.agent.get_agent()["member"]["Name"]
+assert "Counters" in n.metrics.get_metrics()
+with requests.get(address + "/v1/event/stream?index=0&topic=Job", stream=True, timeout=10) as r:
+    first = json.loads(next(r.iter_lines()))
+    assert first["Index"] > 0 and all(e["Topic"] == "Job" for e in first["Events"]), first
 
 parsed = n.jobs.parse('job "parsed" {\n  group "g" {\n    task "t" {\n      driver = "raw_exec"\n    }\n  }\n}\n', canonicalize=True)
 assert parsed["ID"] == "parsed" and parsed["Priority"] == 50, parsed

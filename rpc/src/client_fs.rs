@@ -15,6 +15,11 @@ use tonic::{Request, Response, Status};
 
 use crate::pb::{self, client_fs_server::ClientFs};
 
+/// The node attribute where a client says where its `ClientFs` service listens
+/// (`host:port`); `unique.` keeps it out of the node's computed class, as Nomad's unique
+/// attributes.
+pub const RPC_ADDR_ATTRIBUTE: &str = "unique.stead.rpc_addr";
+
 /// Which log, from where.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LogsQuery {
@@ -103,7 +108,8 @@ impl ClientFs for ClientFsService {
             offset: r.offset,
             follow: r.follow,
         };
-        let mut frames = self.source.logs(query);
+        // Fused: a log with nothing in it ends at the first poll, and is not polled again.
+        let mut frames = self.source.logs(query).fuse();
         // The first frame (or error) before answering, so that an unknown allocation or
         // task is the call's status, not a stream that fails later.
         let first = frames.next().await;

@@ -103,6 +103,9 @@ struct FixedLogs;
 
 impl LogSource for FixedLogs {
     fn logs(&self, q: LogsQuery) -> BoxStream<'static, Result<LogFrame, LogError>> {
+        if q.alloc_id == "empty" {
+            return futures::stream::empty().boxed();
+        }
         if q.alloc_id != "a1" {
             return futures::stream::once(async { Err(LogError::NotFound("unknown allocation a2".to_owned())) })
                 .boxed();
@@ -117,7 +120,7 @@ impl LogSource for FixedLogs {
 }
 
 #[tokio::test]
-async fn a_server_streams_a_clients_log_frames_and_an_unknown_allocation_is_not_found() {
+async fn a_server_streams_a_clients_log_frames_an_empty_log_ends_at_once_and_an_unknown_allocation_is_not_found() {
     let (l, addr) = listener().await;
     let svc = ClientFsService::new(Arc::new(FixedLogs)).into_server();
     tokio::spawn(Server::builder().add_service(svc).serve_with_incoming(TcpIncoming::from(l)));
@@ -134,6 +137,14 @@ async fn a_server_streams_a_clients_log_frames_and_an_unknown_allocation_is_not_
     assert_eq!(frames.len(), 2);
     assert_eq!(frames[0].file, "alloc/logs/web.stderr.0");
     assert_eq!((frames[1].offset, frames[1].data.as_slice()), (9, &b"world\n"[..]));
+    // A task that printed nothing yet: no frames, no error (found end to end: the service
+    // polled the source again after it had ended).
+    let none: Vec<_> = client_fs::stream_logs(&addr, LogsQuery { alloc_id: "empty".into(), ..q.clone() })
+        .await
+        .unwrap()
+        .collect()
+        .await;
+    assert!(none.is_empty(), "{none:?}");
     let err = client_fs::stream_logs(&addr, LogsQuery { alloc_id: "a2".into(), ..q }).await.err().unwrap();
     assert!(matches!(err, LogError::NotFound(ref m) if m.contains("a2")), "{err:?}");
 }

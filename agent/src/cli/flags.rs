@@ -17,6 +17,8 @@ pub struct Spec {
 #[derive(Debug, Default, PartialEq)]
 pub struct Parsed {
     pub bools: Vec<String>,
+    /// Booleans set false explicitly (`-diff=false`), for flags that default to true.
+    pub unset: Vec<String>,
     pub values: BTreeMap<String, Vec<String>>,
     pub in_order: Vec<(String, String)>,
     pub positionals: Vec<String>,
@@ -27,18 +29,37 @@ impl Parsed {
         self.bools.iter().any(|b| b == name)
     }
 
+    /// A boolean that is `default` unless given (`-name`, `-name=true`, `-name=false`).
+    pub fn flag_or(&self, name: &str, default: bool) -> bool {
+        if self.flag(name) {
+            true
+        } else if self.unset.iter().any(|b| b == name) {
+            false
+        } else {
+            default
+        }
+    }
+
     /// The last value given for `name`.
     pub fn value(&self, name: &str) -> Option<&str> {
         self.values.get(name).and_then(|v| v.last()).map(String::as_str)
     }
 
-    #[cfg(test)]
+    /// Every value given for `name`, in order.
     pub fn all(&self, name: &str) -> &[String] {
         self.values.get(name).map_or(&[], Vec::as_slice)
     }
 }
 
 pub fn parse(command: &str, spec: &Spec, args: &[String]) -> anyhow::Result<Parsed> {
+    parse_with(command, &[spec], args)
+}
+
+/// Like [`parse`], for a command that accepts the flags of several specs (its own and the
+/// global ones of the server commands).
+pub fn parse_with(command: &str, specs: &[&Spec], args: &[String]) -> anyhow::Result<Parsed> {
+    let is_bool = |name: &str| specs.iter().any(|s| s.bools.contains(&name));
+    let is_value = |name: &str| specs.iter().any(|s| s.values.contains(&name));
     let mut parsed = Parsed::default();
     let mut it = args.iter();
     while let Some(arg) = it.next() {
@@ -56,13 +77,19 @@ pub fn parse(command: &str, spec: &Spec, args: &[String]) -> anyhow::Result<Pars
             Some((n, v)) => (n, Some(v.to_string())),
             None => (flag, None),
         };
-        if spec.bools.contains(&name) {
+        if is_bool(name) {
             match inline.as_deref() {
-                None | Some("true") => parsed.bools.push(name.to_string()),
-                Some("false") => parsed.bools.retain(|b| b != name),
+                None | Some("true") => {
+                    parsed.unset.retain(|b| b != name);
+                    parsed.bools.push(name.to_string())
+                }
+                Some("false") => {
+                    parsed.bools.retain(|b| b != name);
+                    parsed.unset.push(name.to_string())
+                }
                 Some(other) => bail!("{command}: -{name} takes true or false, not {other:?}"),
             }
-        } else if spec.values.contains(&name) {
+        } else if is_value(name) {
             let value = match inline {
                 Some(v) => v,
                 None => it.next().cloned().with_context(|| format!("{command}: -{name} needs a value"))?,
@@ -95,6 +122,9 @@ mod tests {
         assert_eq!(p.positionals, ["job.hcl", "extra"]);
         assert_eq!(parse("t", &SPEC, &args("-output -")).unwrap().positionals, ["-"]);
         assert!(!parse("t", &SPEC, &args("-dev=false")).unwrap().flag("dev"));
+        assert!(!parse("t", &SPEC, &args("-dev=false")).unwrap().flag_or("dev", true));
+        assert!(parse("t", &SPEC, &args("")).unwrap().flag_or("dev", true));
+        assert!(parse("t", &SPEC, &args("-dev=false -dev")).unwrap().flag_or("dev", false));
     }
 
     #[test]

@@ -1,30 +1,67 @@
-//! `stead job ...` commands that need no server: `run -output`, `validate`, `init`.
+//! `stead job ...`: the commands that need no server (`run -output`, `validate`, `init`),
+//! `job run` itself (parse locally, submit, follow the evaluation), and the dispatch to
+//! the other server commands (`job_plan.rs`, `job_read.rs`, `job_write.rs`).
 //! Job files are HCL2 (`stead_jobspec`) or Nomad's API JSON, told apart by a `.json`
-//! name or a leading `{`; `-` reads standard input.
+//! name, a leading `{` or `-json`; `-` reads standard input.
 
 use std::io::Read;
 use std::path::Path;
 
 use anyhow::{Context, bail};
+use serde_json::{Value, json};
 use stead_jobspec::{OsEnv, SourceMap, VarInputs};
 use stead_store::model::{self, Job};
 
+use super::api::{self, Client};
 use super::flags::{self, Spec};
+use super::{job_plan, job_read, job_write, monitor, server};
 
 pub const USAGE: &str = "\
 Usage: stead job <subcommand> [options] [args]
 
 Subcommands:
-    run -output [-var k=v] [-var-file F] <file|->   Print the job as Nomad API JSON, with defaults
-    validate [-var k=v] [-var-file F] <file|->      Check a job file; exit 1 with every error found
-    init [file]                                     Write an example job file (example.nomad.hcl)
+    run [-detach] [-check-index N] [-var k=v] [-var-file F] [-verbose] <file|->
+                                 Submit a job and follow its evaluation (-output: print it as
+                                 Nomad API JSON with defaults, without a server)
+    plan [-diff=false] [-verbose] <file|->
+                                 Show what submitting the job would change (exit 0: nothing
+                                 placed or stopped, 1: allocations change, 255: error)
+    status [-json] [-verbose] [-short] [job]
+                                 List jobs, or show one with its summary and allocations
+    allocs [-json] [-verbose] [-all] <job>
+                                 List a job's allocations
+    history [-p] [-json] [-version N] <job>
+                                 List a job's versions (-p: with the diff to the one before)
+    inspect [-json] [-version N] <job>
+                                 Print a job as API JSON ({\"Job\": ...})
+    revert [-detach] [-verbose] <job> <version>
+                                 Submit an earlier version of a job again
+    stop [-purge] [-detach] [-yes] [-verbose] <job>
+                                 Stop a job (-purge: remove it from the state)
+    dispatch [-meta k=v]... [-idempotency-token T] [-detach] <job> [payload-file|-]
+                                 Start an instance of a parameterized job
+    periodic force [-detach] <job>
+                                 Launch a periodic job now
+    scale [-detach] <job> [<group>] <count>
+                                 Change a task group's count
+    validate [-var k=v] [-var-file F] <file|->
+                                 Check a job file; exit 1 with every error found
+    init [file]                  Write an example job file (example.nomad.hcl)
+
+Server options (every subcommand that talks to an agent):
+    -address ADDR     the agent's HTTP API (STEAD_ADDR, NOMAD_ADDR; http://127.0.0.1:4646)
+    -token TOKEN      the ACL token, sent as X-Nomad-Token (STEAD_TOKEN, NOMAD_TOKEN)
+    -namespace NS     the namespace (STEAD_NAMESPACE, NOMAD_NAMESPACE; default)
 ";
 
 const EXAMPLE: &str = include_str!("example.nomad.hcl");
 const EXAMPLE_FILE: &str = "example.nomad.hcl";
 
-const RUN: Spec = Spec { bools: &["output"], values: &["var", "var-file"] };
-const VALIDATE: Spec = Spec { bools: &[], values: &["var", "var-file"] };
+const RUN: Spec = Spec {
+    bools: &["output", "detach", "verbose", "json"],
+    values: &["var", "var-file", "check-index", "eval-priority"],
+};
+const VALIDATE: Spec = Spec { bools: &["json"], values: &["var", "var-file"] };
 const INIT: Spec = Spec { bools: &[], values: &[] };
 
 pub fn run(args: &[String]) -> anyhow::Result<u8> {
@@ -34,18 +71,25 @@ pub fn run(args: &[String]) -> anyhow::Result<u8> {
     };
     match sub.as_str() {
         "run" => {
-            let parsed = flags::parse("job run", &RUN, rest)?;
+            let parsed = flags::parse_with("job run", &[&RUN, &api::GLOBALS], rest)?;
             if !parsed.flag("output") {
-                bail!(
-                    "job run: submitting a job needs a running server, which arrives with the agent; \
-                     use -output to print the job as API JSON"
-                );
+                return Ok(server(submit(&parsed), 1));
             }
             let (mut job, _) = load(&parsed)?;
             job.canonicalize();
             println!("{}", model::job_to_api_json(&job));
             Ok(0)
         }
+        "plan" => Ok(server(job_plan::plan(rest), 255)),
+        "status" => Ok(server(job_read::status(rest), 1)),
+        "allocs" => Ok(server(job_read::allocs(rest), 1)),
+        "history" => Ok(server(job_read::history(rest), 1)),
+        "inspect" => Ok(server(job_read::inspect(rest), 1)),
+        "revert" => Ok(server(job_write::revert(rest), 1)),
+        "stop" => Ok(server(job_write::stop(rest), 1)),
+        "dispatch" => Ok(server(job_write::dispatch(rest), 1)),
+        "periodic" => Ok(server(job_write::periodic(rest), 1)),
+        "scale" => Ok(server(job_write::scale(rest), 1)),
         "validate" => {
             let parsed = flags::parse("job validate", &VALIDATE, rest)?;
             let (mut job, positions) = load(&parsed)?;
@@ -83,6 +127,74 @@ pub fn run(args: &[String]) -> anyhow::Result<u8> {
     }
 }
 
+/// The prefix of the server's message when `-check-index` did not match.
+const ENFORCE_INDEX_ERROR: &str = "Enforcing job modify index";
+
+/// `job run` without `-output`: submit, then follow the evaluation unless `-detach`.
+fn submit(parsed: &flags::Parsed) -> anyhow::Result<u8> {
+    let client = Client::from_flags(parsed);
+    let (job, client) = load_for_server(parsed, &client)?;
+    let mut body = json!({"Job": job});
+    let enforce = match parsed.value("check-index") {
+        None => false,
+        Some(n) => {
+            let index: u64 =
+                n.parse().with_context(|| format!("-check-index {n:?} is not a job modify index (0 or more)"))?;
+            body["EnforceIndex"] = json!(true);
+            body["JobModifyIndex"] = json!(index);
+            true
+        }
+    };
+    if let Some(p) = parsed.value("eval-priority") {
+        let priority: u8 = p.parse().with_context(|| format!("-eval-priority {p:?} is not a priority (1-100)"))?;
+        body["EvalPriority"] = json!(priority);
+    }
+    let answer = match client.post("/v1/jobs", &[], &body) {
+        Ok(a) => a,
+        Err(e) if enforce && e.body().contains(ENFORCE_INDEX_ERROR) => {
+            eprintln!("{}", e.body());
+            eprintln!("Job not updated");
+            return Ok(1);
+        }
+        Err(e @ api::ApiError::Unreachable { .. }) => {
+            bail!("Error submitting job: {e}\n(job run -output prints the job as API JSON without an agent)")
+        }
+        Err(e) => return Err(e).context("Error submitting job"),
+    };
+    let r = &answer.value;
+    print_warnings(r);
+    let eval = super::format::text(r, "EvalID");
+    if parsed.flag("detach") || eval.is_empty() {
+        println!("Job registration successful");
+        if !eval.is_empty() {
+            println!("Evaluation ID: {eval}");
+        }
+        return Ok(0);
+    }
+    monitor::monitor(&client, eval, parsed.flag("verbose"))
+}
+
+/// `Job Warnings:` and the server's warnings, when it has some.
+pub fn print_warnings(answer: &Value) {
+    let warnings = super::format::text(answer, "Warnings").trim();
+    if !warnings.is_empty() {
+        println!("Job Warnings:\n{warnings}\n");
+    }
+}
+
+/// The job file of `parsed`, as the server gets it: in the namespace `-namespace` names
+/// unless the file names one, canonicalized; and a client for that namespace.
+pub fn load_for_server(parsed: &flags::Parsed, client: &Client) -> anyhow::Result<(Value, Client)> {
+    let (mut job, _) = load(parsed).context("Error getting job struct")?;
+    if job.namespace.is_empty() {
+        job.namespace = client.namespace().to_owned();
+    }
+    job.canonicalize();
+    let client = client.with_namespace(&job.namespace);
+    let value = serde_json::to_value(&job).context("encoding the job")?;
+    Ok((value, client))
+}
+
 fn init(path: &Path) -> anyhow::Result<()> {
     use std::io::Write;
     let mut file = match std::fs::OpenOptions::new().write(true).create_new(true).open(path) {
@@ -97,7 +209,7 @@ fn init(path: &Path) -> anyhow::Result<()> {
 
 /// Reads, parses and decodes the job file named by the one positional argument; for HCL,
 /// also where each field came from.
-fn load(parsed: &flags::Parsed) -> anyhow::Result<(Job, Option<SourceMap>)> {
+pub fn load(parsed: &flags::Parsed) -> anyhow::Result<(Job, Option<SourceMap>)> {
     let [file] = parsed.positionals.as_slice() else {
         bail!("expected exactly one job file (or - for standard input), got {}", parsed.positionals.len());
     };
@@ -119,6 +231,10 @@ fn load(parsed: &flags::Parsed) -> anyhow::Result<(Job, Option<SourceMap>)> {
             }
             _ => vars,
         };
+    }
+    if parsed.flag("json") {
+        let job = model::job_from_api_json(&source).map_err(|e| anyhow::anyhow!("{name}: {e}"))?;
+        return Ok((job, None));
     }
     decode(&name, &source, &vars)
 }

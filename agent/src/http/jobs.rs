@@ -152,6 +152,9 @@ const SUFFIXES: &[&str] = &[
     "evaluate",
     "revert",
     "stable",
+    "dispatch",
+    "periodic/force",
+    "scale",
 ];
 
 /// Splits `<id>/<suffix>` into the job ID and the suffix ("" for the job itself).
@@ -184,6 +187,8 @@ async fn job_path(
             "allocations" => tables::ALLOCS,
             "evaluations" => tables::EVALS,
             "versions" => tables::JOB_VERSIONS,
+            "deployments" | "deployment" => tables::DEPLOYMENTS,
+            "scale" => tables::JOB_SCALE,
             _ => tables::JOB_SUMMARY,
         };
         block(&api, &q, kinds).await?;
@@ -223,8 +228,27 @@ async fn job_path(
                 &j!({"Versions": versions, "Diffs": diffs, "Index": r.index, "KnownLeader": true, "LastContact": 0}),
             )
         }
-        ("deployments", true, _) => json(0, &Vec::<Value>::new()),
-        ("deployment", true, _) => json(0, &Value::Null),
+        ("deployments", true, _) => {
+            let r = reads::job_deployments(&api.store, ns, id).await?;
+            json(r.index, &r.value)
+        }
+        ("deployment", true, _) => {
+            let r = reads::job_deployments(&api.store, ns, id).await?;
+            json(r.index, &r.value.first())
+        }
+        ("scale", true, _) => {
+            let r = reads::job_scale_status(&api.store, ns, id).await?;
+            json(r.index, &r.value)
+        }
+        ("scale", _, true) => scale(&api, ns, id, &body).await,
+        ("dispatch", _, true) => dispatch(&api, &q, ns, id, &body).await,
+        ("periodic/force", _, true) => {
+            let r = stead_server::periodic::force(&api.store, &api.env, ns, id).await?;
+            json(
+                r.index,
+                &j!({"EvalID": r.eval_id.as_ref().map(|e| e.as_str()).unwrap_or(""), "EvalCreateIndex": r.index, "Index": r.index}),
+            )
+        }
         ("plan", _, true) => plan(&api, &q, &body, id).await,
         ("evaluate", _, true) => {
             let e = jobs::evaluate(&api.store, &api.env, ns, id).await?;
@@ -266,6 +290,85 @@ async fn job_path(
         }
         _ => Err(HttpError::method_not_allowed()),
     }
+}
+
+/// `POST /v1/job/<id>/scale`: `{"Count": n, "Target": {"Group": g}, "EnforceIndex",
+/// "JobModifyIndex", "Message", "Meta"}`.
+async fn scale(api: &ApiState, ns: &str, id: &str, body: &[u8]) -> HttpResult {
+    let value = body_json(body)?;
+    let count = match member(&value, "Count") {
+        None | Some(Value::Null) => {
+            return Err(HttpError::bad_request(
+                "request body: Count is missing (a scale without a count only records an event, which stead does not keep)",
+            ));
+        }
+        Some(v) => v
+            .as_i64()
+            .ok_or_else(|| HttpError::bad_request(format!("request body: Count must be an integer, not {v}")))?,
+    };
+    let group = member(&value, "Target")
+        .and_then(|t| member(t, "Group"))
+        .and_then(Value::as_str)
+        .ok_or_else(|| HttpError::bad_request("request body: Target.Group is missing"))?;
+    let enforce = match member(&value, "EnforceIndex") {
+        Some(Value::Bool(true)) => Some(member(&value, "JobModifyIndex").and_then(Value::as_u64).unwrap_or(0)),
+        _ => None,
+    };
+    let r = jobs::scale(&api.store, &api.env, ns, id, group, count, enforce).await?;
+    json(
+        r.index,
+        &j!({
+            "EvalID": r.eval_id.as_ref().map(|e| e.as_str()).unwrap_or(""),
+            "EvalCreateIndex": r.index,
+            "JobModifyIndex": r.job_modify_index,
+            "Warnings": "",
+            "Index": r.index,
+        }),
+    )
+}
+
+/// `POST /v1/job/<id>/dispatch`: `{"Payload": base64, "Meta": {...}, "IdPrefixTemplate"}`,
+/// the idempotency token in the query (Nomad) or the body (python-nomad sends it there).
+async fn dispatch(api: &ApiState, q: &Params, ns: &str, id: &str, body: &[u8]) -> HttpResult {
+    use base64::Engine;
+    let value = body_json(body)?;
+    let payload = match member(&value, "Payload") {
+        None | Some(Value::Null) => Vec::new(),
+        Some(Value::String(s)) => base64::engine::general_purpose::STANDARD
+            .decode(s)
+            .map_err(|e| HttpError::bad_request(format!("request body: Payload is not base64: {e}")))?,
+        Some(other) => {
+            return Err(HttpError::bad_request(format!("request body: Payload must be a base64 string, not {other}")));
+        }
+    };
+    let meta = match member(&value, "Meta") {
+        None | Some(Value::Null) => Default::default(),
+        Some(Value::Object(m)) => m
+            .iter()
+            .map(|(k, v)| match v {
+                Value::String(s) => Ok((k.clone(), s.clone())),
+                other => Err(HttpError::bad_request(format!("request body: Meta.{k} must be a string, not {other}"))),
+            })
+            .collect::<Result<_, _>>()?,
+        Some(other) => {
+            return Err(HttpError::bad_request(format!("request body: Meta must be an object, not {other}")));
+        }
+    };
+    let text = |name: &str| member(&value, name).and_then(Value::as_str).unwrap_or("").to_owned();
+    let token = q.get("idempotency_token").map(str::to_owned).unwrap_or_else(|| text("idempotency_token"));
+    let request =
+        jobs::DispatchRequest { payload, meta, idempotency_token: token, id_prefix_template: text("IdPrefixTemplate") };
+    let d = jobs::dispatch(&api.store, &api.env, ns, id, &request).await?;
+    json(
+        d.index,
+        &j!({
+            "DispatchedJobID": d.dispatched_job_id,
+            "EvalID": d.eval_id.as_ref().map(|e| e.as_str()).unwrap_or(""),
+            "EvalCreateIndex": if d.eval_id.is_some() { d.index } else { 0 },
+            "JobCreateIndex": d.job_create_index,
+            "Index": d.index,
+        }),
+    )
 }
 
 /// A version number in a request body (absent or null: None).

@@ -10,7 +10,9 @@
 //! Not built under madsim: the simulator drives `stead_server` directly.
 
 mod cluster;
+mod events;
 mod jobs;
+mod logs;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -39,7 +41,7 @@ pub struct ApiState {
     /// The process's metrics (`/v1/metrics`).
     pub registry: stead_server::metrics::Registry,
     /// The cluster view `job plan` schedules on, kept between plans.
-    pub plan_cache: tokio::sync::Mutex<stead_server::snapshot::ClusterCache>,
+    pub plan_cache: Arc<tokio::sync::Mutex<stead_server::snapshot::ClusterCache>>,
 }
 
 /// The `/v1` routes.
@@ -47,6 +49,8 @@ pub fn router(state: Arc<ApiState>, body_limit: usize) -> Router {
     Router::new()
         .merge(jobs::routes())
         .merge(cluster::routes())
+        .merge(logs::routes())
+        .merge(events::routes())
         .fallback(|| async { HttpError::not_found("Invalid URL path") })
         .layer(DefaultBodyLimit::max(body_limit))
         .with_state(state)
@@ -68,6 +72,10 @@ impl HttpError {
         HttpError { status: StatusCode::NOT_FOUND, message: message.into() }
     }
 
+    pub fn internal(message: impl Into<String>) -> HttpError {
+        HttpError { status: StatusCode::INTERNAL_SERVER_ERROR, message: message.into() }
+    }
+
     pub fn method_not_allowed() -> HttpError {
         HttpError { status: StatusCode::METHOD_NOT_ALLOWED, message: "Invalid method".into() }
     }
@@ -78,6 +86,7 @@ impl From<ServerError> for HttpError {
         let status = match &e {
             ServerError::NotFound(_) => StatusCode::NOT_FOUND,
             ServerError::Invalid(_) => StatusCode::BAD_REQUEST,
+            ServerError::Unauthorized(_) => StatusCode::FORBIDDEN,
             _ => StatusCode::INTERNAL_SERVER_ERROR,
         };
         HttpError { status, message: e.to_string() }
@@ -173,39 +182,11 @@ pub async fn block(api: &ApiState, q: &Params, kinds: &[stead_store::schema::Kin
     Ok(())
 }
 
-/// A duration as Go's `time.ParseDuration` writes it: `300ms`, `1.5s`, `5m`, `1h10m`.
+/// A duration as Go's `time.ParseDuration` writes it (`300ms`, `1.5s`, `5m`, `1h10m`):
+/// the model's parser, refusing negative durations.
 pub fn parse_go_duration(text: &str) -> Result<Duration, String> {
-    if text == "0" {
-        return Ok(Duration::ZERO);
-    }
-    let mut rest = text;
-    let mut total = 0f64;
-    if rest.is_empty() {
-        return Err("empty duration".to_owned());
-    }
-    while !rest.is_empty() {
-        let digits = rest.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(rest.len());
-        let (number, after) = rest.split_at(digits);
-        let value: f64 = number.parse().map_err(|_| format!("{number:?} is not a number"))?;
-        let unit_len = after.find(|c: char| c.is_ascii_digit() || c == '.').unwrap_or(after.len());
-        let (unit, next) = after.split_at(unit_len);
-        let nanos = match unit {
-            "ns" => 1.0,
-            "us" | "µs" => 1e3,
-            "ms" => 1e6,
-            "s" => 1e9,
-            "m" => 60e9,
-            "h" => 3600e9,
-            "" => return Err("a unit is missing (ns, us, ms, s, m or h)".to_owned()),
-            other => return Err(format!("unknown unit {other:?} (ns, us, ms, s, m or h)")),
-        };
-        total += value * nanos;
-        rest = next;
-    }
-    if !total.is_finite() || total > WAIT_MAX.as_nanos() as f64 * 1000.0 {
-        return Err("too long".to_owned());
-    }
-    Ok(Duration::from_nanos(total as u64))
+    let nanos: stead_store::model::Nanos = text.parse()?;
+    nanos.to_std().ok_or_else(|| format!("invalid duration {text:?}: must not be negative"))
 }
 
 /// Reads a JSON request body: empty bodies are `{}` where Nomad tolerates them; a syntax

@@ -25,7 +25,7 @@ fn api() -> (Arc<ApiState>, axum::Router) {
         datacenter: "dc1".to_owned(),
         node_name: "test".to_owned(),
         registry: Default::default(),
-        plan_cache: tokio::sync::Mutex::new(Default::default()),
+        plan_cache: Arc::new(tokio::sync::Mutex::new(Default::default())),
     });
     (state.clone(), router(state, LIMIT))
 }
