@@ -166,6 +166,7 @@ pub async fn run(config: AgentConfig) -> anyhow::Result<()> {
             datacenter: config.datacenter.clone(),
             node_name: name.clone(),
             registry,
+            acl: Default::default(),
             plan_cache: plan_cache.clone(),
         });
         let app = crate::http::router(state, config.http_body_limit);
@@ -180,8 +181,15 @@ pub async fn run(config: AgentConfig) -> anyhow::Result<()> {
         let router = grpc
             .add_service(ClientProtocolService::new(store.clone(), env.clone(), server.heartbeat.clone()).into_server())
             .add_service(
-                JobsService { store: store.clone(), env: env.clone(), sched, cluster_seed: 0, plan_cache }
-                    .into_server(),
+                JobsService {
+                    store: store.clone(),
+                    env: env.clone(),
+                    sched,
+                    cluster_seed: 0,
+                    plan_cache,
+                    acl: Default::default(),
+                }
+                .into_server(),
             );
         grpc_router = Some(router);
         out.push(format!("HTTP API: http://{http_addr}"));

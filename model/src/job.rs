@@ -148,6 +148,24 @@ impl Job {
     pub fn task_group(&self, name: &str) -> Option<&TaskGroup> {
         self.task_groups.iter().find(|g| g.name == name)
     }
+
+    /// The job's status as Nomad derives it from its work: system jobs and periodic or
+    /// parameterized parents run until stopped; otherwise running while an allocation is
+    /// not terminal, pending while an evaluation is not, and dead once everything is done
+    /// (or the job is stopped and nothing of it runs).
+    pub fn derived_status(&self, allocs: &[crate::Allocation], evals: &[crate::Evaluation]) -> JobStatus {
+        use crate::EvalStatus;
+        if self.kind() == JobType::System || self.is_periodic() || self.is_parameterized() {
+            return if self.stop { JobStatus::Dead } else { JobStatus::Running };
+        }
+        if allocs.iter().any(|a| !a.is_terminal()) {
+            return JobStatus::Running;
+        }
+        if evals.iter().any(|e| matches!(e.status, EvalStatus::Pending | EvalStatus::Blocked)) {
+            return JobStatus::Pending;
+        }
+        if self.stop || !allocs.is_empty() || !evals.is_empty() { JobStatus::Dead } else { JobStatus::Pending }
+    }
 }
 
 /// `GET /v1/job/:id/versions`: versions newest first, and optionally the diffs between them.

@@ -1011,3 +1011,26 @@ mod properties {
         }
     }
 }
+
+#[test]
+fn job_status_is_derived_from_its_allocations_and_evaluations_as_nomad_does() {
+    use crate::{AllocClientStatus, AllocDesiredStatus, Allocation, EvalStatus, Evaluation, JobStatus};
+    let job = minimal("service");
+    let eval = |status| Evaluation { status, ..Evaluation::default() };
+    let alloc =
+        |desired, client| Allocation { desired_status: desired, client_status: client, ..Allocation::default() };
+    assert_eq!(job.derived_status(&[], &[]), JobStatus::Pending, "nothing yet");
+    assert_eq!(job.derived_status(&[], &[eval(EvalStatus::Pending)]), JobStatus::Pending);
+    let running = alloc(AllocDesiredStatus::Run, AllocClientStatus::Running);
+    assert_eq!(job.derived_status(&[running.clone()], &[eval(EvalStatus::Complete)]), JobStatus::Running);
+    let pending = alloc(AllocDesiredStatus::Run, AllocClientStatus::Pending);
+    assert_eq!(job.derived_status(&[pending], &[]), JobStatus::Running, "a pending allocation is not terminal");
+    let done = alloc(AllocDesiredStatus::Run, AllocClientStatus::Complete);
+    assert_eq!(job.derived_status(&[done], &[eval(EvalStatus::Complete)]), JobStatus::Dead, "all work done");
+    let mut stopped = job.clone();
+    stopped.stop = true;
+    let stopping = alloc(AllocDesiredStatus::Stop, AllocClientStatus::Running);
+    assert_eq!(stopped.derived_status(&[stopping], &[eval(EvalStatus::Complete)]), JobStatus::Dead);
+    let system = minimal("system");
+    assert_eq!(system.derived_status(&[], &[]), JobStatus::Running, "system jobs run until stopped");
+}

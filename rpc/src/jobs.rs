@@ -9,7 +9,9 @@ use stead_server::{Env, Store, dry_run, jobs, reads};
 use tonic::{Request, Response, Status};
 
 use crate::pb::{self, jobs_server::Jobs};
-use crate::{json, status};
+use stead_server::acl::Capability;
+
+use crate::{authorize, json, status};
 
 /// The tonic service of [`JobsService`] (the simulator's generated servers carry an
 /// interceptor type that tonic's do not).
@@ -26,6 +28,7 @@ pub struct JobsService {
     pub sched: stead_sched::SchedConfig,
     pub cluster_seed: u64,
     pub plan_cache: Arc<tokio::sync::Mutex<ClusterCache>>,
+    pub acl: stead_server::acl::Authorizer,
 }
 
 impl JobsService {
@@ -53,12 +56,53 @@ fn registered(r: jobs::Registered) -> pb::RegisterJobResponse {
     }
 }
 
+/// How long a watch waits for events before it looks again.
+const EVENTS_WAIT: std::time::Duration = std::time::Duration::from_secs(30);
+
+type EventStream = std::pin::Pin<Box<dyn futures::Stream<Item = Result<pb::EventBatch, Status>> + Send + 'static>>;
+
 #[tonic::async_trait]
 impl Jobs for JobsService {
+    type WatchEventsStream = EventStream;
+
+    async fn watch_events(
+        &self,
+        request: Request<pb::WatchEventsRequest>,
+    ) -> Result<Response<Self::WatchEventsStream>, Status> {
+        authorize(&self.acl, &request, namespace(&request.get_ref().namespace), Capability::ReadJob)?;
+        let r = request.into_inner();
+        let filter = stead_server::events::Filter::parse(&r.topics, namespace(&r.namespace)).map_err(status)?;
+        let store = self.store.clone();
+        let batches = futures::stream::unfold(Some((store, filter, r.index)), |state| async move {
+            let (store, filter, mut after) = state?;
+            loop {
+                match stead_server::events::next_batches(&store, after, &filter, EVENTS_WAIT).await {
+                    Ok((batches, next)) if batches.is_empty() => after = next,
+                    Ok((batches, next)) => {
+                        let out: Vec<Result<pb::EventBatch, Status>> = batches
+                            .iter()
+                            .map(|b| {
+                                Ok(pb::EventBatch {
+                                    index: b.index,
+                                    event_json: b.events.iter().map(json::encode).collect(),
+                                })
+                            })
+                            .collect();
+                        return Some((futures::stream::iter(out), Some((store, filter, next))));
+                    }
+                    // The stream ends with the error; the caller resumes from its last index.
+                    Err(e) => return Some((futures::stream::iter(vec![Err(status(e))]), None)),
+                }
+            }
+        });
+        Ok(Response::new(Box::pin(futures::StreamExt::flatten(batches))))
+    }
+
     async fn register(
         &self,
         request: Request<pb::RegisterJobRequest>,
     ) -> Result<Response<pb::RegisterJobResponse>, Status> {
+        authorize(&self.acl, &request, "default", Capability::SubmitJob)?;
         let r = request.into_inner();
         let job = job_of(&r.job_json)?;
         let enforce = r.enforce_index.then_some(r.job_modify_index);
@@ -67,6 +111,7 @@ impl Jobs for JobsService {
     }
 
     async fn plan(&self, request: Request<pb::PlanJobRequest>) -> Result<Response<pb::PlanJobResponse>, Status> {
+        authorize(&self.acl, &request, "default", Capability::SubmitJob)?;
         let r = request.into_inner();
         let job = job_of(&r.job_json)?;
         let mut cache = self.plan_cache.lock().await;
@@ -83,12 +128,14 @@ impl Jobs for JobsService {
     }
 
     async fn get(&self, request: Request<pb::JobRef>) -> Result<Response<pb::JobResponse>, Status> {
+        authorize(&self.acl, &request, namespace(&request.get_ref().namespace), Capability::ReadJob)?;
         let r = request.into_inner();
         let read = reads::job(&self.store, namespace(&r.namespace), &r.job_id).await.map_err(status)?;
         Ok(Response::new(pb::JobResponse { job_json: json::encode(&read.value), index: read.index }))
     }
 
     async fn list(&self, request: Request<pb::ListJobsRequest>) -> Result<Response<pb::ListJobsResponse>, Status> {
+        authorize(&self.acl, &request, namespace(&request.get_ref().namespace), Capability::ListJobs)?;
         let r = request.into_inner();
         let read = reads::list_jobs(&self.store, namespace(&r.namespace), &r.prefix).await.map_err(status)?;
         Ok(Response::new(pb::ListJobsResponse {
@@ -98,6 +145,7 @@ impl Jobs for JobsService {
     }
 
     async fn stop(&self, request: Request<pb::StopJobRequest>) -> Result<Response<pb::EvalResponse>, Status> {
+        authorize(&self.acl, &request, namespace(&request.get_ref().namespace), Capability::SubmitJob)?;
         let r = request.into_inner();
         let s =
             jobs::stop(&self.store, &self.env, namespace(&r.namespace), &r.job_id, r.purge).await.map_err(status)?;
@@ -105,6 +153,7 @@ impl Jobs for JobsService {
     }
 
     async fn versions(&self, request: Request<pb::JobRef>) -> Result<Response<pb::JobVersionsResponse>, Status> {
+        authorize(&self.acl, &request, namespace(&request.get_ref().namespace), Capability::ReadJob)?;
         let r = request.into_inner();
         let read = reads::job_versions(&self.store, namespace(&r.namespace), &r.job_id, true).await.map_err(status)?;
         let (versions, diffs) = read.value;
@@ -119,6 +168,7 @@ impl Jobs for JobsService {
         &self,
         request: Request<pb::RevertJobRequest>,
     ) -> Result<Response<pb::RegisterJobResponse>, Status> {
+        authorize(&self.acl, &request, namespace(&request.get_ref().namespace), Capability::SubmitJob)?;
         let r = request.into_inner();
         let done = jobs::revert(
             &self.store,

@@ -59,3 +59,19 @@ pub fn status(e: ServerError) -> Status {
         _ => Status::internal(message),
     }
 }
+
+/// The authorization point for gRPC calls: the token in the `x-nomad-token` metadata
+/// entry, the capability the call needs.
+pub fn authorize<T>(
+    acl: &stead_server::acl::Authorizer,
+    request: &tonic::Request<T>,
+    namespace: &str,
+    capability: stead_server::acl::Capability,
+) -> Result<(), Status> {
+    use stead_server::acl;
+    let token = request.metadata().get("x-nomad-token").and_then(|v| v.to_str().ok());
+    match acl.decide(&acl::Request { token, namespace, capability }) {
+        acl::Decision::Allow => Ok(()),
+        acl::Decision::Deny(_) => Err(Status::permission_denied("Permission denied")),
+    }
+}

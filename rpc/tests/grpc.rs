@@ -42,6 +42,7 @@ async fn serve(store: &Store, env: &Env) -> String {
                 sched: Default::default(),
                 cluster_seed: 0,
                 plan_cache: Arc::new(tokio::sync::Mutex::new(stead_server::snapshot::ClusterCache::new())),
+                acl: Default::default(),
             }
             .into_server(),
         );
@@ -188,6 +189,17 @@ async fn a_program_registers_plans_reads_lists_versions_and_stops_a_job_through_
     let bad = bad.unwrap_err();
     assert_eq!(bad.code(), tonic::Code::InvalidArgument);
     assert!(bad.message().contains("line 1"), "{}", bad.message());
+
+    // The event stream: the register's commit, from the start.
+    let mut events = jobs
+        .watch_events(pb::WatchEventsRequest { index: 0, topics: vec!["Job:api".into()], namespace: String::new() })
+        .await
+        .unwrap()
+        .into_inner();
+    let first = futures::StreamExt::next(&mut events).await.unwrap().unwrap();
+    assert_eq!(first.index, reg.index);
+    let event: serde_json::Value = serde_json::from_slice(&first.event_json[0]).unwrap();
+    assert_eq!((event["Topic"].as_str(), event["Type"].as_str()), (Some("Job"), Some("JobRegistered")));
 
     let stop = jobs.stop(pb::StopJobRequest { namespace: "default".into(), job_id: "api".into(), purge: true }).await;
     assert!(!stop.unwrap().into_inner().eval_id.is_empty());

@@ -10,6 +10,7 @@
 //! Start at [`worker`]: claim ([`queue`]) → snapshot ([`snapshot`]) → `stead_sched::schedule`
 //! → commit ([`commit`]). [`keys`] lists where everything lives in the store.
 
+pub mod acl;
 pub mod allocator;
 pub mod allocs;
 pub mod clients;

@@ -12,8 +12,8 @@ use std::time::Duration;
 
 use stead_store::diff::{JobDiff, diff_jobs};
 use stead_store::model::{
-    AllocClientStatus, AllocListStub, Allocation, Deployment, EvalStatus, Evaluation, Job, JobListStub, JobSummary,
-    Node, NodeListStub,
+    AllocClientStatus, AllocListStub, Allocation, Deployment, EvalStatus, Evaluation, Job, JobListStub, JobStatus,
+    JobSummary, Node, NodeListStub,
 };
 use stead_store::records::{self, keys as record_keys};
 use stead_store::schema::{Continuation, Kind, PAGE_LIMIT_MAX, Page, PageOptions, Record, SchemaError, Tuple};
@@ -38,7 +38,8 @@ pub mod tables {
     use stead_store::schema::Kind;
 
     pub const JOBS: &[Kind] = &[Kind::JOB, Kind::ALLOC, Kind::EVAL];
-    pub const JOB: &[Kind] = &[Kind::JOB];
+    /// A job's status is derived from its allocations and evaluations.
+    pub const JOB: &[Kind] = &[Kind::JOB, Kind::ALLOC, Kind::EVAL];
     pub const JOB_SUMMARY: &[Kind] = &[Kind::JOB, Kind::ALLOC, Kind::EVAL];
     pub const JOB_VERSIONS: &[Kind] = &[Kind::JOB_VERSION];
     pub const ALLOCS: &[Kind] = &[Kind::ALLOC];
@@ -136,11 +137,12 @@ async fn job_evals_in(store: &Store, tx: &Transaction, namespace: &str, job_id: 
     all_pages(|page| async move { records::evals_by_job(&store.ks, tx, namespace, job_id, &page).await }).await
 }
 
-/// A job's summary: its allocations by group and status, and what its latest evaluation
-/// left queued.
-async fn summary_in(store: &Store, tx: &Transaction, job: &Job) -> Result<JobSummary> {
+/// A job's summary (its allocations by group and status, and what its latest evaluation
+/// left queued) and its status as derived from them.
+async fn summary_in(store: &Store, tx: &Transaction, job: &Job) -> Result<(JobSummary, JobStatus)> {
     let allocs = job_allocs_in(store, tx, &job.namespace, job.id.as_str()).await?;
     let evals = job_evals_in(store, tx, &job.namespace, job.id.as_str()).await?;
+    let status = job.derived_status(&allocs, &evals);
     // The latest evaluation a worker completed says what is still queued (a blocked one
     // left behind counts nothing itself).
     let queued: BTreeMap<String, i64> = evals
@@ -149,7 +151,7 @@ async fn summary_in(store: &Store, tx: &Transaction, job: &Job) -> Result<JobSum
         .max_by_key(|e| e.create_index)
         .map(|e| e.queued_allocations.iter().map(|(g, n)| (g.clone(), i64::from(*n))).collect())
         .unwrap_or_default();
-    Ok(JobSummary::of(job, &allocs, &queued))
+    Ok((JobSummary::of(job, &allocs, &queued), status))
 }
 
 /// `GET /v1/jobs`: the jobs of `namespace` whose ID starts with `prefix`, by ID.
@@ -159,7 +161,10 @@ pub async fn list_jobs(store: &Store, namespace: &str, prefix: &str) -> Result<R
         let jobs = list_all::<Job>(store, &tx, &ns).await?;
         let mut stubs = Vec::new();
         for job in jobs.iter().filter(|j| j.id.as_str().starts_with(prefix)) {
-            stubs.push(JobListStub::of(job, summary_in(store, &tx, job).await?));
+            let (summary, status) = summary_in(store, &tx, job).await?;
+            let mut stub = JobListStub::of(job, summary);
+            stub.status = status;
+            stubs.push(stub);
         }
         Ok(stubs)
     })
@@ -174,16 +179,23 @@ async fn job_in(store: &Store, tx: &Transaction, namespace: &str, job_id: &str) 
         .ok_or_else(|| not_found("job"))
 }
 
-/// `GET /v1/job/:id`.
+/// `GET /v1/job/:id`, its `Status` derived from its allocations and evaluations.
 pub async fn job(store: &Store, namespace: &str, job_id: &str) -> Result<Read<Job>> {
-    read(store, tables::JOB, |tx| async move { job_in(store, &tx, namespace, job_id).await }).await
+    read(store, tables::JOB, |tx| async move {
+        let mut job = job_in(store, &tx, namespace, job_id).await?;
+        let allocs = job_allocs_in(store, &tx, namespace, job_id).await?;
+        let evals = job_evals_in(store, &tx, namespace, job_id).await?;
+        job.status = Some(job.derived_status(&allocs, &evals));
+        Ok(job)
+    })
+    .await
 }
 
 /// `GET /v1/job/:id/summary`.
 pub async fn job_summary(store: &Store, namespace: &str, job_id: &str) -> Result<Read<JobSummary>> {
     read(store, tables::JOB_SUMMARY, |tx| async move {
         let job = job_in(store, &tx, namespace, job_id).await?;
-        summary_in(store, &tx, &job).await
+        Ok(summary_in(store, &tx, &job).await?.0)
     })
     .await
 }

@@ -40,11 +40,13 @@ pub struct ApiState {
     pub node_name: String,
     /// The process's metrics (`/v1/metrics`).
     pub registry: stead_server::metrics::Registry,
+    /// The one authorization point every request passes (`stead_server::acl`).
+    pub acl: stead_server::acl::Authorizer,
     /// The cluster view `job plan` schedules on, kept between plans.
     pub plan_cache: Arc<tokio::sync::Mutex<stead_server::snapshot::ClusterCache>>,
 }
 
-/// The `/v1` routes.
+/// The `/v1` routes, each behind the authorization point.
 pub fn router(state: Arc<ApiState>, body_limit: usize) -> Router {
     Router::new()
         .merge(jobs::routes())
@@ -52,8 +54,38 @@ pub fn router(state: Arc<ApiState>, body_limit: usize) -> Router {
         .merge(logs::routes())
         .merge(events::routes())
         .fallback(|| async { HttpError::not_found("Invalid URL path") })
+        .layer(axum::middleware::from_fn_with_state(state.clone(), authorize))
         .layer(DefaultBodyLimit::max(body_limit))
         .with_state(state)
+}
+
+/// Every request's token and capability through `stead_server::acl` (403 `Permission
+/// denied`, as Nomad, when refused).
+async fn authorize(
+    axum::extract::State(api): axum::extract::State<Arc<ApiState>>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    use stead_server::acl;
+    let decision = {
+        let header = |name: &str| request.headers().get(name).and_then(|v| v.to_str().ok());
+        let token = acl::token_of(header("X-Nomad-Token"), header("Authorization"));
+        let namespace = request
+            .uri()
+            .query()
+            .and_then(|q| q.split('&').find_map(|kv| kv.strip_prefix("namespace=")))
+            .filter(|n| !n.is_empty())
+            .unwrap_or("default");
+        let capability = acl::capability_of(request.method().as_str(), request.uri().path());
+        api.acl.decide(&acl::Request { token, namespace, capability })
+    };
+    match decision {
+        acl::Decision::Allow => next.run(request).await,
+        acl::Decision::Deny(why) => {
+            tracing::debug!(%why, path = %request.uri().path(), "request refused");
+            HttpError { status: StatusCode::FORBIDDEN, message: "Permission denied".to_owned() }.into_response()
+        }
+    }
 }
 
 /// An error answer: a status and a plain-text message.

@@ -15,7 +15,12 @@ use super::{ApiState, router};
 const LIMIT: usize = 64 * 1024;
 
 fn api() -> (Arc<ApiState>, axum::Router) {
-    let state = Arc::new(ApiState {
+    let state = Arc::new(api_state());
+    (state.clone(), router(state, LIMIT))
+}
+
+fn api_state() -> ApiState {
+    ApiState {
         store: Store::new(stead_store::embedded::open_in_memory()),
         env: Env::system(),
         sched: Default::default(),
@@ -25,9 +30,9 @@ fn api() -> (Arc<ApiState>, axum::Router) {
         datacenter: "dc1".to_owned(),
         node_name: "test".to_owned(),
         registry: Default::default(),
+        acl: Default::default(),
         plan_cache: Arc::new(tokio::sync::Mutex::new(Default::default())),
-    });
-    (state.clone(), router(state, LIMIT))
+    }
 }
 
 struct Answer {
@@ -339,4 +344,24 @@ async fn a_blocking_query_returns_when_its_table_changes_or_its_wait_ends() {
     assert_eq!(bad.status, StatusCode::BAD_REQUEST);
     let bad = call(&app, "GET", &format!("/v1/jobs?index={index}&wait=soon"), Body::empty()).await;
     assert!(bad.status == StatusCode::BAD_REQUEST && bad.text.contains("wait"), "{}", bad.text);
+}
+
+#[tokio::test]
+async fn every_request_passes_the_authorization_point_which_allows_all_while_acls_are_off() {
+    let (_, app) = api();
+    let request = Request::builder()
+        .method("GET")
+        .uri("/v1/jobs")
+        .header("X-Nomad-Token", "any-secret")
+        .body(Body::empty())
+        .unwrap();
+    assert_eq!(app.clone().oneshot(request).await.unwrap().status(), StatusCode::OK, "a token is accepted");
+    assert_eq!(call(&app, "GET", "/v1/jobs", Body::empty()).await.status, StatusCode::OK, "and so is none");
+
+    // With enforcement on (not configurable yet), the same point refuses as Nomad does.
+    let state = Arc::new(ApiState { acl: stead_server::acl::Authorizer { enabled: true }, ..api_state() });
+    let app = router(state, LIMIT);
+    let denied = call(&app, "GET", "/v1/jobs", Body::empty()).await;
+    assert_eq!((denied.status, denied.text.as_str()), (StatusCode::FORBIDDEN, "Permission denied\n"));
+    assert_eq!(call(&app, "GET", "/v1/status/leader", Body::empty()).await.status, StatusCode::OK);
 }
