@@ -39,8 +39,9 @@ cargo nextest run --workspace --no-fail-fast
 log "workspace tests under madsim (--cfg madsim)"
 CARGO_TARGET_DIR=target/madsim RUSTFLAGS="--cfg madsim" cargo nextest run --workspace --no-fail-fast
 
-# --- 3. the FoundationDB engine compiles (no libfdb_c needed for check) --------------------
-log "cargo check -p stead-store --features fdb"
-cargo check -p stead-store --features fdb
+# --- 3. the FoundationDB engine compiles (no libfdb_c needed for check), and the agent ------
+# that opens it (`store { fdb { ... } }`)
+log "cargo check -p stead-agent --features fdb"
+cargo check -p stead-agent --features fdb
 
 log "all test layers passed"

@@ -15,7 +15,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
-use anyhow::{Context, bail};
+use anyhow::Context;
 use futures::StreamExt;
 use futures::stream::BoxStream;
 use stead_client::client::{Client, ClientHandle, Platform, ShutdownMode};
@@ -61,7 +61,7 @@ fn open_fdb(cluster_file: Option<&PathBuf>) -> anyhow::Result<(Database, String)
 
 #[cfg(not(feature = "fdb"))]
 fn open_fdb(_cluster_file: Option<&PathBuf>) -> anyhow::Result<(Database, String)> {
-    bail!(
+    anyhow::bail!(
         "store {{ fdb {{ ... }} }}: this stead was built without FoundationDB support; \
          build it with `cargo build --release -p stead-agent --features fdb` (needs libfdb_c)"
     )
