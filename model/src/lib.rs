@@ -21,6 +21,7 @@ pub mod acl;
 pub mod alloc;
 pub mod api_json;
 pub mod canonicalize;
+pub mod clock;
 pub mod common;
 pub mod deployment;
 pub mod diff;

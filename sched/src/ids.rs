@@ -25,19 +25,7 @@ impl IdGen {
     }
 }
 
-/// 128 random bits as a version-4 UUID: `xxxxxxxx-xxxx-4xxx-yxxx-xxxxxxxxxxxx`.
-pub fn format_uuid(hi: u64, lo: u64) -> String {
-    let hi = (hi & !0xf000) | 0x4000; // version 4
-    let lo = (lo & !(0xc000 << 48)) | (0x8000 << 48); // variant 10
-    format!(
-        "{:08x}-{:04x}-{:04x}-{:04x}-{:012x}",
-        hi >> 32,
-        (hi >> 16) & 0xffff,
-        hi & 0xffff,
-        lo >> 48,
-        lo & 0xffff_ffff_ffff
-    )
-}
+pub use stead_model::clock::format_uuid;
 
 /// 64-bit FNV-1a: a stable hash for deriving seeds (never for security).
 pub fn fnv1a(bytes: &[u8]) -> u64 {
