@@ -7,7 +7,7 @@ use std::collections::BTreeSet;
 
 use stead_sched::plan::stored_alloc_usage;
 use stead_store::ReadMode;
-use stead_store::model::{AllocClientStatus, AllocDesiredStatus, Allocation, EvalStatus, EvalTrigger, Evaluation, Job};
+use stead_store::model::{AllocClientStatus, AllocDesiredStatus, Allocation, EvalTrigger, Evaluation, Job};
 use stead_store::records::keys as record_keys;
 use stead_store::schema::PutOptions;
 
@@ -86,18 +86,7 @@ pub async fn update_from_client(store: &Store, env: &Env, node: Option<&str>, up
                     let job =
                         store.ks.get::<Job>(&tx, &record_keys::job(&ns, job_id.as_str()), ReadMode::Snapshot).await?;
                     let Some(job) = job else { continue };
-                    let eval = Evaluation {
-                        id: eval_id.into(),
-                        namespace: ns,
-                        priority: job.priority,
-                        eval_type: job.kind(),
-                        triggered_by: EvalTrigger::AllocFailure,
-                        job_id,
-                        status: EvalStatus::Pending,
-                        create_time: now,
-                        modify_time: now,
-                        ..Evaluation::default()
-                    };
+                    let eval = crate::jobs::job_eval(&eval_id, &job, EvalTrigger::AllocFailure, now);
                     queue::enqueue(store, &tx, &eval, now).await?;
                 }
                 Ok::<_, ServerError>(applied)
@@ -145,18 +134,13 @@ pub async fn stop(store: &Store, env: &Env, namespace: &str, alloc_id: &str) -> 
                 alloc.modify_time = now;
                 store.ks.put(&tx, &alloc, PutOptions::default()).await?;
                 events::emit_alloc(store, &tx, &alloc, "AllocationUpdateDesiredStatus")?;
-                let eval = Evaluation {
-                    id: eval_id.into(),
-                    namespace: namespace.to_owned(),
-                    priority: job.as_ref().map_or(50, |j| j.priority),
-                    eval_type: job.as_ref().map_or(alloc.job_type.clone().unwrap_or_default(), Job::kind),
-                    triggered_by: EvalTrigger::AllocStop,
-                    job_id: alloc.job_id.clone(),
-                    status: EvalStatus::Pending,
-                    create_time: now,
-                    modify_time: now,
-                    ..Evaluation::default()
+                let Some(job) = job else {
+                    return Err(ServerError::NotFound(format!(
+                        "the job {} of allocation {alloc_id} is gone",
+                        alloc.job_id
+                    )));
                 };
+                let eval = crate::jobs::job_eval(&eval_id, &job, EvalTrigger::AllocStop, now);
                 queue::enqueue(store, &tx, &eval, now).await?;
                 Ok::<_, ServerError>(())
             }

@@ -55,7 +55,8 @@ pub struct Stopped {
     pub index: u64,
 }
 
-fn job_eval(id: &str, job: &Job, trigger: EvalTrigger, now: i64) -> Evaluation {
+/// A new pending evaluation of `job` (its namespace, priority and type).
+pub(crate) fn job_eval(id: &str, job: &Job, trigger: EvalTrigger, now: i64) -> Evaluation {
     Evaluation {
         id: id.into(),
         namespace: job.namespace.clone(),

@@ -12,9 +12,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
 use futures::future::BoxFuture;
-use stead_store::model::{
-    AllocClientStatus, AllocDesiredStatus, Allocation, EvalStatus, EvalTrigger, Evaluation, Job, JobType, Node,
-};
+use stead_store::model::{AllocClientStatus, AllocDesiredStatus, Allocation, EvalTrigger, Job, JobType, Node};
 use stead_store::records::{self, keys as record_keys};
 use stead_store::schema::{PAGE_LIMIT_MAX, PageOptions, PutOptions};
 use stead_store::{RangeOption, ReadMode, Transaction};
@@ -187,19 +185,8 @@ async fn drain_node(store: &Store, env: &Env, held: &Held, node_id: &str) -> Res
                     else {
                         continue;
                     };
-                    let eval = Evaluation {
-                        id: eval_id.into(),
-                        namespace: ns,
-                        priority: job.priority,
-                        eval_type: job.kind(),
-                        triggered_by: EvalTrigger::NodeDrain,
-                        job_id: job.id.clone(),
-                        node_id: node.id.clone(),
-                        status: EvalStatus::Pending,
-                        create_time: now,
-                        modify_time: now,
-                        ..Evaluation::default()
-                    };
+                    let mut eval = crate::jobs::job_eval(&eval_id, &job, EvalTrigger::NodeDrain, now);
+                    eval.node_id = node.id.clone();
                     queue::enqueue(store, &tx, &eval, now).await?;
                 }
                 Ok::<_, ServerError>(step)
