@@ -8,8 +8,8 @@ use std::time::Duration;
 use anyhow::{Context, bail};
 use serde_json::Value;
 
-use super::api::{self, Client, encode};
-use super::flags::{self, Parsed, Spec};
+use super::api::{Client, encode};
+use super::flags::{Parsed, Spec};
 use super::format::{self, int, kv, list, pretty_json, row, short, table, text};
 use super::lookup::{self, Kind};
 use super::{monitor, server};
@@ -58,11 +58,7 @@ pub fn run(args: &[String]) -> anyhow::Result<u8> {
     }
 }
 
-fn parse(command: &str, spec: &Spec, rest: &[String]) -> anyhow::Result<(Parsed, Client)> {
-    let parsed = flags::parse_with(command, &[spec, &api::GLOBALS], rest)?;
-    let client = Client::from_flags(&parsed);
-    Ok((parsed, client))
-}
+use super::api::parse_command as parse;
 
 /// The full allocation named by `prefix`.
 fn resolve(client: &Client, prefix: &str, verbose: bool) -> anyhow::Result<Value> {

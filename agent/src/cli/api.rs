@@ -123,6 +123,13 @@ pub struct Client {
     agent: ureq::Agent,
 }
 
+/// Parses a command's flags (its own `spec` and the global ones) and the client they name.
+pub fn parse_command(command: &str, spec: &Spec, rest: &[String]) -> anyhow::Result<(Parsed, Client)> {
+    let parsed = crate::cli::flags::parse_with(command, &[spec, &GLOBALS], rest)?;
+    let client = Client::from_flags(&parsed);
+    Ok((parsed, client))
+}
+
 impl Client {
     pub fn new(settings: Settings) -> Client {
         let agent = ureq::Agent::config_builder()

@@ -4,8 +4,8 @@
 use anyhow::{Context, bail};
 use serde_json::{Value, json};
 
-use super::api::{self, Client, encode};
-use super::flags::{self, Parsed, Spec};
+use super::api::{Client, encode};
+use super::flags::{Parsed, Spec};
 use super::format::{self, flag, int, kv, list, pretty_json, row, table, text};
 use super::job_plan;
 use super::lookup;
@@ -18,11 +18,7 @@ const INSPECT: Spec = Spec { bools: &["json"], values: &["version"] };
 /// At most this many task groups are listed under `Placement Failure` (as Nomad).
 const FAILED_GROUPS_SHOWN_MAX: usize = 5;
 
-fn parse(command: &str, spec: &Spec, rest: &[String]) -> anyhow::Result<(Parsed, Client)> {
-    let parsed = flags::parse_with(command, &[spec, &api::GLOBALS], rest)?;
-    let client = Client::from_flags(&parsed);
-    Ok((parsed, client))
-}
+use super::api::parse_command as parse;
 
 /// The one job argument of `parsed`.
 fn job_arg<'a>(command: &str, parsed: &'a Parsed) -> anyhow::Result<&'a str> {

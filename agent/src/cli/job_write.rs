@@ -8,8 +8,8 @@ use anyhow::{Context, bail};
 use base64::Engine;
 use serde_json::json;
 
-use super::api::{self, Client, encode};
-use super::flags::{self, Parsed, Spec};
+use super::api::{Client, encode};
+use super::flags::{Parsed, Spec};
 use super::format::{self, kv, short, text};
 use super::{confirm, job, lookup, monitor};
 
@@ -23,11 +23,7 @@ const SCALE: Spec = Spec { bools: &["detach", "verbose"], values: &[] };
 /// Nomad refuses dispatch payloads above this many bytes; so does the CLI, before sending.
 const PAYLOAD_BYTES_MAX: usize = 16 * 1024;
 
-fn parse(command: &str, spec: &Spec, rest: &[String]) -> anyhow::Result<(Parsed, Client)> {
-    let parsed = flags::parse_with(command, &[spec, &api::GLOBALS], rest)?;
-    let client = Client::from_flags(&parsed);
-    Ok((parsed, client))
-}
+use super::api::parse_command as parse;
 
 fn job_path(id: &str, suffix: &str) -> String {
     format!("/v1/job/{}{suffix}", encode(id))

@@ -7,8 +7,8 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, bail};
 use serde_json::{Value, json};
 
-use super::api::{self, Client, encode};
-use super::flags::{self, Parsed, Spec};
+use super::api::{Client, encode};
+use super::flags::{Parsed, Spec};
 use super::format::{self, flag, int, kv, list, pretty_json, row, short, table, text};
 use super::lookup::{self, Kind};
 use super::{confirm, server};
@@ -60,11 +60,7 @@ pub fn run(args: &[String]) -> anyhow::Result<u8> {
     }
 }
 
-fn parse(command: &str, spec: &Spec, rest: &[String]) -> anyhow::Result<(Parsed, Client)> {
-    let parsed = flags::parse_with(command, &[spec, &api::GLOBALS], rest)?;
-    let client = Client::from_flags(&parsed);
-    Ok((parsed, client))
-}
+use super::api::parse_command as parse;
 
 fn one_node<'a>(command: &str, parsed: &'a Parsed) -> anyhow::Result<&'a str> {
     match parsed.positionals.as_slice() {
