@@ -176,11 +176,11 @@ mod tests {
     #[test]
     fn meta_flags_become_a_map_and_a_flag_without_equals_is_an_error() {
         let args: Vec<String> = ["-meta", "a=1", "-meta", "b=x=y"].iter().map(|s| (*s).to_owned()).collect();
-        let parsed = flags::parse("t", &DISPATCH, &args).unwrap();
+        let parsed = crate::cli::flags::parse("t", &DISPATCH, &args).unwrap();
         let m = meta(&parsed).unwrap();
         assert_eq!(m.get("a").map(String::as_str), Some("1"));
         assert_eq!(m.get("b").map(String::as_str), Some("x=y"));
-        let bad = flags::parse("t", &DISPATCH, &["-meta".to_owned(), "nope".to_owned()]).unwrap();
+        let bad = crate::cli::flags::parse("t", &DISPATCH, &["-meta".to_owned(), "nope".to_owned()]).unwrap();
         assert!(meta(&bad).unwrap_err().to_string().contains("\"nope\" is not key=value"));
     }
 }

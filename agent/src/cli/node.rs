@@ -399,7 +399,7 @@ mod tests {
 
     fn parsed(args: &[&str]) -> Parsed {
         let args: Vec<String> = args.iter().map(|s| (*s).to_owned()).collect();
-        flags::parse("t", &DRAIN, &args).unwrap()
+        crate::cli::flags::parse("t", &DRAIN, &args).unwrap()
     }
 
     #[test]
