@@ -405,6 +405,13 @@ fn read_commands_print_the_apis_json() {
     assert!(json(&agent.cli(&["node", "status", "-json"], dir.path(), None)).is_array());
     let file = job_file(dir.path(), "jsoned");
     let eval = detached_eval(&agent.cli(&["job", "run", "-detach", &file], dir.path(), None));
+    // -detach returns before a worker took the evaluation: wait until one finished it.
+    agent.await_json(
+        &format!("/v1/evaluation/{eval}"),
+        "the evaluation done",
+        std::time::Duration::from_secs(30),
+        |e| e["Status"] != "pending",
+    );
     let e = json(&agent.cli(&["eval", "status", "-json", &eval], dir.path(), None));
     assert_eq!((e["ID"].as_str(), e["TriggeredBy"].as_str()), (Some(eval.as_str()), Some("job-register")));
     assert!(e["FailedTGAllocs"]["g"].is_object(), "{e}");
