@@ -5,6 +5,8 @@
 //! model as it evolves without a hand-written case per field. The rules:
 //! * scalars are fields (`FieldDiff`), compared by their JSON text;
 //! * `Meta` and `Env` become one field per key, named `Meta[key]`;
+//! * a driver's `Config` is flattened, one field per leaf (`args[1]`, `port_map[0].http`),
+//!   as Nomad's plan shows it;
 //! * nested objects become `ObjectDiff`s named after their field;
 //! * arrays of objects that carry a `Name` or `Label` are matched by it (task groups,
 //!   tasks, services, ports); other arrays are compared as sets of whole elements;
@@ -255,6 +257,13 @@ fn diff_members(old: &Object, new: &Object, skip: &[&str], fields: &mut Vec<Fiel
                     fields.push(field(&format!("{name}[{key}]"), ov, nv));
                 }
             }
+        } else if name == "Config" && is_map_or_null(o) && is_map_or_null(n) {
+            // A driver's config is flattened into one field per leaf, as Nomad's
+            // `configDiff` does: `args[1]`, `port_map[0].http`.
+            let d = diff_flattened(name, o, n);
+            if d.kind != DiffType::None {
+                objects.push(d);
+            }
         } else if o.is_array() || n.is_array() {
             objects.extend(diff_array(name, o, n));
         } else {
@@ -267,6 +276,50 @@ fn diff_members(old: &Object, new: &Object, skip: &[&str], fields: &mut Vec<Fiel
             fallback(fields, name, Some(o), Some(n));
         }
     }
+}
+
+fn is_map_or_null(v: &Value) -> bool {
+    matches!(v, Value::Object(_) | Value::Null)
+}
+
+/// `value`'s leaves under dotted and indexed names (`a.b`, `a[0]`); an empty object or
+/// array is a leaf of its own (so that flattening keeps every difference).
+fn flatten(prefix: &str, value: &Value, out: &mut BTreeMap<String, Value>) {
+    match value {
+        Value::Object(m) if !m.is_empty() => {
+            for (k, v) in m {
+                let name = if prefix.is_empty() { k.clone() } else { format!("{prefix}.{k}") };
+                flatten(&name, v, out);
+            }
+        }
+        Value::Array(a) if !a.is_empty() => {
+            for (i, v) in a.iter().enumerate() {
+                flatten(&format!("{prefix}[{i}]"), v, out);
+            }
+        }
+        Value::Null if prefix.is_empty() => {}
+        other => {
+            out.insert(prefix.to_owned(), other.clone());
+        }
+    }
+}
+
+fn diff_flattened(name: &str, old: &Value, new: &Value) -> ObjectDiff {
+    let (mut o, mut n) = (BTreeMap::new(), BTreeMap::new());
+    flatten("", old, &mut o);
+    flatten("", new, &mut n);
+    let mut keys: Vec<&String> = o.keys().chain(n.keys()).collect();
+    keys.sort();
+    keys.dedup();
+    let fields: Vec<FieldDiff> = keys
+        .into_iter()
+        .filter_map(|k| {
+            let (ov, nv) = (o.get(k).unwrap_or(&Value::Null), n.get(k).unwrap_or(&Value::Null));
+            (!same(Some(ov), Some(nv))).then(|| field(k, ov, nv))
+        })
+        .collect();
+    let kind = overall(old, new, fields.is_empty());
+    ObjectDiff { kind, name: name.to_string(), fields, objects: Vec::new() }
 }
 
 /// Maps Nomad shows key by key as fields of their parent (`Meta[team]`); other maps
@@ -440,6 +493,25 @@ mod tests {
             }],
             "ModifyIndex": 7, "Version": 1
         })
+    }
+
+    #[test]
+    fn a_drivers_config_is_flattened_into_one_field_per_leaf_as_nomad_shows_it() {
+        let mut a = job();
+        a["TaskGroups"][0]["Tasks"][0]["Config"] = json!({"command": "/bin/sh", "args": ["-c", "echo v1"]});
+        let mut b = a.clone();
+        b["TaskGroups"][0]["Tasks"][0]["Config"]["args"][1] = json!("echo v2");
+        b["TaskGroups"][0]["Tasks"][0]["Config"]["ports"] = json!([{"http": 80}]);
+        let d = diff_jobs(&a, &b);
+        let config = &d.task_groups[0].tasks[0].objects[0];
+        assert_eq!((config.name.as_str(), config.kind), ("Config", DiffType::Edited));
+        let fields: Vec<(&str, DiffType, &str)> =
+            config.fields.iter().map(|f| (f.name.as_str(), f.kind, f.new.as_str())).collect();
+        assert_eq!(fields, vec![("args[1]", DiffType::Edited, "echo v2"), ("ports[0].http", DiffType::Added, "80")]);
+        assert!(render(&d).contains("+/- args[1]: \"echo v1\" => \"echo v2\""), "{}", render(&d));
+        let mut empty = a.clone();
+        empty["TaskGroups"][0]["Tasks"][0]["Config"]["args"] = json!([]);
+        assert_ne!(diff_jobs(&a, &empty).kind, DiffType::None, "an emptied list is a difference");
     }
 
     #[test]
