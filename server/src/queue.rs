@@ -179,13 +179,38 @@ pub async fn block(store: &Store, tx: &Transaction, eval: &Evaluation, snapshot_
     }
     let key = store.blocked_key(ns, job);
     if let Some(old) = tx.get(&key).await? {
-        let (old_id, _): (String, i64) =
-            unpack(&old).map_err(|e| corrupt(format!("blocked entry of {ns}/{job}"), e))?;
-        cancel_eval(store, tx, ns, &old_id, &format!("superseded by blocked evaluation {id}")).await?;
+        let old = BlockedEntry::decode(&old, ns, job)?;
+        cancel_eval(store, tx, ns, &old.eval, &format!("superseded by blocked evaluation {id}")).await?;
     }
     put_eval(store, tx, eval, PutOptions::insert_new()).await?;
-    tx.set(&key, &pack(&(id, i64::from(eval.priority))));
+    let entry = BlockedEntry { eval: id.to_owned(), priority: eval.priority, blocked_at: snapshot_version };
+    tx.set(&key, &entry.encode());
     Ok(Blocked::Blocked)
+}
+
+/// A blocked evaluation's entry: `(eval, priority, blocked_at)` — the version its
+/// placements were computed at, so that only capacity that appeared after it unblocks it.
+/// Entries written before `blocked_at` existed have two elements and unblock on any
+/// capacity change.
+struct BlockedEntry {
+    eval: String,
+    priority: i32,
+    blocked_at: Version,
+}
+
+impl BlockedEntry {
+    fn encode(&self) -> Vec<u8> {
+        pack(&(self.eval.as_str(), i64::from(self.priority), self.blocked_at))
+    }
+
+    fn decode(bytes: &[u8], ns: &str, job: &str) -> Result<BlockedEntry> {
+        if let Ok((eval, priority, blocked_at)) = unpack::<(String, i64, i64)>(bytes) {
+            return Ok(BlockedEntry { eval, priority: priority as i32, blocked_at });
+        }
+        let (eval, priority): (String, i64) =
+            unpack(bytes).map_err(|e| corrupt(format!("blocked entry of {ns}/{job}"), e))?;
+        Ok(BlockedEntry { eval, priority: priority as i32, blocked_at: 0 })
+    }
 }
 
 /// Removes the job's blocked evaluation, if any, and marks it canceled (the job's
@@ -193,9 +218,8 @@ pub async fn block(store: &Store, tx: &Transaction, eval: &Evaluation, snapshot_
 pub async fn clear_blocked(store: &Store, tx: &Transaction, namespace: &str, job: &str, why: &str) -> Result<()> {
     let key = store.blocked_key(namespace, job);
     if let Some(old) = tx.get(&key).await? {
-        let (old_id, _): (String, i64) =
-            unpack(&old).map_err(|e| corrupt(format!("blocked entry of {namespace}/{job}"), e))?;
-        cancel_eval(store, tx, namespace, &old_id, why).await?;
+        let old = BlockedEntry::decode(&old, namespace, job)?;
+        cancel_eval(store, tx, namespace, &old.eval, why).await?;
         tx.clear(&key);
     }
     Ok(())
@@ -543,22 +567,42 @@ pub async fn promote_due(store: &Store, now: i64, limit: usize) -> Result<usize>
         .await
 }
 
-/// Moves up to `limit` blocked evaluations to ready. Returns how many.
-pub async fn unblock(store: &Store, limit: usize) -> Result<usize> {
+/// Moves to READY the blocked evaluations (up to `limit`, after `cursor`) whose placements
+/// were computed before `capacity` (the CAPACITY stamp's version): those that saw it
+/// already stay blocked. Returns how many moved and where to go on (None: the end).
+pub async fn unblock(
+    store: &Store,
+    capacity: Version,
+    cursor: Option<Vec<u8>>,
+    limit: usize,
+) -> Result<(usize, Option<Vec<u8>>)> {
     store
         .db
-        .run(|tx, _| async move {
-            let (begin, end) = store.blocked().range();
-            let blocked =
-                tx.get_range(&RangeOption::new(begin, end).limit(limit.max(1)), ReadMode::Serializable).await?;
-            for kv in &blocked.key_values {
-                let (ns, job): (String, String) =
-                    store.blocked().unpack(&kv.key).map_err(|e| corrupt("blocked key", e))?;
-                let (eval, priority): (String, i64) = unpack(&kv.value).map_err(|e| corrupt("blocked entry", e))?;
-                tx.clear(&kv.key);
-                put_ready(store, &tx, &ns, &job, &eval, priority as i32);
+        .run(|tx, _| {
+            let cursor = cursor.clone();
+            async move {
+                let (begin, end) = store.blocked().range();
+                let begin = match cursor {
+                    Some(k) => stead_store::types::key_after(&k).to_vec(),
+                    None => begin,
+                };
+                let blocked =
+                    tx.get_range(&RangeOption::new(begin, end).limit(limit.max(1)), ReadMode::Serializable).await?;
+                let mut moved = 0;
+                for kv in &blocked.key_values {
+                    let (ns, job): (String, String) =
+                        store.blocked().unpack(&kv.key).map_err(|e| corrupt("blocked key", e))?;
+                    let entry = BlockedEntry::decode(&kv.value, &ns, &job)?;
+                    if entry.blocked_at >= capacity {
+                        continue;
+                    }
+                    tx.clear(&kv.key);
+                    put_ready(store, &tx, &ns, &job, &entry.eval, entry.priority);
+                    moved += 1;
+                }
+                let next = if blocked.more { blocked.key_values.last().map(|kv| kv.key.to_vec()) } else { None };
+                Ok::<_, ServerError>((moved, next))
             }
-            Ok::<_, ServerError>(blocked.key_values.len())
         })
         .await
 }

@@ -247,7 +247,14 @@ async fn maintain(ctx: &Ctx, worker: &str, last_capacity: &mut Version) -> Resul
     let tx = store.db.create_transaction()?;
     let capacity = queue::capacity_version(store, &tx, ReadMode::Snapshot).await?;
     if capacity > *last_capacity {
-        while queue::unblock(store, PROMOTE_BATCH).await? == PROMOTE_BATCH {}
+        let mut cursor = None;
+        loop {
+            let (_, next) = queue::unblock(store, capacity, cursor, PROMOTE_BATCH).await?;
+            match next {
+                Some(k) => cursor = Some(k),
+                None => break,
+            }
+        }
         *last_capacity = capacity;
     }
     let token = ctx.env.new_id();
