@@ -108,6 +108,13 @@ fn job_run_detach_prints_the_evaluation_id_that_eval_status_shows() {
     let dir = tempfile::tempdir().unwrap();
     let file = job_file(dir.path(), "detached");
     let eval = detached_eval(&agent.cli(&["job", "run", "-detach", &file], dir.path(), None));
+    // -detach returns before a worker took the evaluation: wait until one finished it.
+    agent.await_json(
+        &format!("/v1/evaluation/{eval}"),
+        "the evaluation done",
+        std::time::Duration::from_secs(30),
+        |e| e["Status"] != "pending",
+    );
     let run = agent.cli(&["eval", "status", &eval[..6]], dir.path(), None);
     ok(&run);
     for expected in [

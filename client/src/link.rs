@@ -61,9 +61,9 @@ pub trait ServerLink: Send + Sync + 'static {
     fn heartbeat(&self, node_id: NodeId, secret_id: String) -> BoxFuture<'_, Result<Heartbeat, LinkError>>;
 
     /// A stream of the node's allocations: the first message at once (everything
-    /// assigned, as of `after_index` 0) or when something changed after `after_index`,
-    /// then one message per change. It ends with an error when the link breaks; the
-    /// client opens a new watch with the last index it saw.
+    /// assigned), then one each time the servers change one of them. It ends with an
+    /// error when the link breaks; the client opens a new watch with the last index it
+    /// saw, and takes a set it has seen already as a no-op.
     fn watch_allocations(
         &self,
         node_id: NodeId,

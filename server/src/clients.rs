@@ -6,6 +6,9 @@
 //! A node proves who it is with its `SecretID`: the first registration stores it, and
 //! every later call must bring the same one.
 //!
+//! The allocation watch wakes on the node's usage record and its allocation stamp (see
+//! [`watch_node_allocations`]): no key is written for it on the scheduling path.
+//!
 //! **Heartbeats** are records (`keys.rs`): the node's deadline and an index by deadline.
 //! The TTL a node gets is Nomad's `RateScaledInterval`: `max(min_ttl, nodes /
 //! max_per_second)`, so the cluster's heartbeat rate stays near `max_per_second`, plus a
@@ -26,7 +29,7 @@ use stead_store::{ReadMode, Transaction};
 use crate::env::Env;
 use crate::error::{Result, ServerError};
 use crate::keys::Store;
-use crate::{allocs, nodes, usage};
+use crate::{allocs, nodes};
 
 /// How heartbeats are timed (Nomad's server options of the same names).
 #[derive(Debug, Clone, PartialEq)]
@@ -242,7 +245,7 @@ async fn authorized_node(store: &Store, tx: &Transaction, node_id: &str, secret_
     Ok(node)
 }
 
-/// The node's allocations, with their jobs, in `tx`.
+/// The node's allocations in `tx` (without their jobs: see [`with_jobs`]).
 async fn node_allocations_in(store: &Store, tx: &Transaction, node_id: &str) -> Result<Vec<Allocation>> {
     let mut allocs = Vec::new();
     let mut next = None;
@@ -252,9 +255,13 @@ async fn node_allocations_in(store: &Store, tx: &Transaction, node_id: &str) -> 
         allocs.extend(p.items);
         next = p.next;
         if next.is_none() {
-            break;
+            return Ok(allocs);
         }
     }
+}
+
+/// `allocs`, each with the job version it runs (None when that version is gone).
+async fn with_jobs(store: &Store, tx: &Transaction, mut allocs: Vec<Allocation>) -> Result<Vec<Allocation>> {
     let mut jobs: BTreeMap<(String, String, u64), Option<Job>> = BTreeMap::new();
     for alloc in &mut allocs {
         let key = (alloc.namespace.clone(), alloc.job_id.as_str().to_owned(), alloc.job_version);
@@ -270,31 +277,44 @@ async fn node_allocations_in(store: &Store, tx: &Transaction, node_id: &str) -> 
 /// What a watch waits for at most before it looks again (a lost watch costs this much).
 const WATCH_WAIT_MAX: Duration = Duration::from_secs(60);
 
-/// A stream of `node_id`'s allocations: at once when `after_index` is 0 or they changed
-/// after it, then after each change. Ends after the first error.
+/// What a client has been sent of its allocations: each one's `AllocModifyIndex`, which
+/// every server-side change of an allocation bumps (a client's own report does not).
+type Sent = BTreeMap<String, u64>;
+
+fn sent_of(allocs: &[Allocation]) -> Sent {
+    allocs.iter().map(|a| (a.id.to_string(), a.alloc_modify_index)).collect()
+}
+
+/// A stream of `node_id`'s allocations: the whole set at once, then again each time the
+/// servers change one of them (placed, stopped, updated, collected). Ends after the first
+/// error. `_after_index` (the index of the last set the client saw) is accepted for the
+/// protocol's sake: the first set always comes at once, since a resumed watch cannot know
+/// what the client kept, and the client takes a set it has seen as a no-op.
+///
+/// It wakes on the node's usage record (placements change it) and on the node's
+/// allocation stamp (stops, updates, garbage collection), reads the node's allocations,
+/// and sends them when their `AllocModifyIndex`es differ from what it sent.
 pub fn watch_node_allocations(
     store: Store,
     node_id: String,
     secret_id: String,
-    after_index: u64,
+    _after_index: u64,
 ) -> impl Stream<Item = Result<NodeAllocations>> + Send + 'static {
     struct State {
         store: Store,
         node_id: String,
         secret_id: String,
-        after: u64,
-        first: bool,
+        sent: Option<Sent>,
         done: bool,
     }
-    let state = State { store, node_id, secret_id, after: after_index, first: true, done: false };
+    let state = State { store, node_id, secret_id, sent: None, done: false };
     futures::stream::unfold(state, |mut s| async move {
         if s.done {
             return None;
         }
-        let result = next_allocations(&s.store, &s.node_id, &s.secret_id, s.after, s.first).await;
-        s.first = false;
+        let result = next_allocations(&s.store, &s.node_id, &s.secret_id, s.sent.as_ref()).await;
         match &result {
-            Ok(item) => s.after = item.index,
+            Ok(item) => s.sent = Some(sent_of(&item.allocs)),
             Err(_) => s.done = true,
         }
         Some((result, s))
@@ -305,22 +325,22 @@ async fn next_allocations(
     store: &Store,
     node_id: &str,
     secret_id: &str,
-    after: u64,
-    first: bool,
+    sent: Option<&Sent>,
 ) -> Result<NodeAllocations> {
     loop {
         let tx = store.db.create_transaction()?;
         authorized_node(store, &tx, node_id, secret_id).await?;
-        let stamp = tx.get_snapshot(&store.node_allocs_key(node_id)).await?;
-        if (first && after == 0) || usage::stamp_version(stamp.as_deref()) > after {
+        let allocs = node_allocations_in(store, &tx, node_id).await?;
+        if sent.is_none_or(|sent| *sent != sent_of(&allocs)) {
             let index = u64::try_from(tx.get_read_version().await?).unwrap_or(0);
-            let allocs = node_allocations_in(store, &tx, node_id).await?;
+            let allocs = with_jobs(store, &tx, allocs).await?;
             return Ok(NodeAllocations { index, allocs });
         }
-        let watch = tx.watch(&store.node_allocs_key(node_id));
+        let usage = tx.watch(&store.usage_key(node_id));
+        let stamp = tx.watch(&store.node_allocs_key(node_id));
         tx.commit().await?;
         // A watch error (or the bound) only means: look again.
-        let _ = tokio::time::timeout(WATCH_WAIT_MAX, watch).await;
+        let _ = tokio::time::timeout(WATCH_WAIT_MAX, futures::future::select(usage, stamp)).await;
     }
 }
 

@@ -4,19 +4,22 @@
 //! event's index is the commit version of its change.
 //!
 //! ```text
-//! (st, 7 EVENTS, 0 LOG, versionstamp, topic, namespace, key, type) → [u32 header len][header][payload]
+//! (st, 7 EVENTS, 0 LOG, versionstamp, topic, namespace, key, type, (filter keys)) → payload
 //! (st, 7 EVENTS, 1 LAST)                                           → versionstamp of the latest event
 //! (st, 7 EVENTS, 2 MARKS, unix_ns)                                 → read version then (for trimming)
 //! ```
 //!
 //! A transaction that writes the same (topic, namespace, key, type) twice keeps the last:
 //! one event per record and type per commit, carrying the record as committed. The
-//! payload is the record in the store's encoding; readers decode it by topic into Nomad's
-//! JSON (`{"Payload": {"Allocation": {...}}}`).
+//! payload is the record in the store's encoding, the very bytes of the record when the
+//! writer has them (a placement's prepared record: shared, not copied, in memory);
+//! readers decode it by topic into Nomad's JSON (`{"Payload": {"Allocation": {...}}}`).
 //!
 //! Events are kept for [`EVENTS_RETENTION`]; the GC duty trims older ones.
 
 use std::time::Duration;
+
+use bytes::Bytes;
 
 use serde::Serialize;
 use stead_store::model::{Allocation, Evaluation, Job, Node};
@@ -98,33 +101,26 @@ pub fn last_key(store: &Store) -> Vec<u8> {
     area(store).pack(&LAST)
 }
 
-fn value_of(filter_keys: &[&str], payload: &[u8]) -> Vec<u8> {
-    let header = stead_store::tuple::pack(&filter_keys.to_vec());
-    let mut value = Vec::with_capacity(4 + header.len() + payload.len());
-    value.extend_from_slice(&(header.len() as u32).to_be_bytes());
-    value.extend_from_slice(&header);
-    value.extend_from_slice(payload);
-    value
-}
-
 /// Writes `event` with `payload` (the record it is about) in `tx`: blind writes, never a
 /// conflict.
 pub fn emit<T: Serialize>(store: &Store, tx: &Transaction, event: NewEvent<'_>, payload: &T) -> Result<()> {
     let bytes = encoding::encode(payload).map_err(|reason| ServerError::Corrupt { what: "event".into(), reason })?;
-    emit_encoded(store, tx, event, &bytes);
+    emit_encoded(store, tx, event, Bytes::from(bytes));
     Ok(())
 }
 
-/// [`emit`] with the payload already in the store's encoding (a placement's prepared record).
-pub fn emit_encoded(store: &Store, tx: &Transaction, event: NewEvent<'_>, payload: &[u8]) {
+/// [`emit`] with the payload already in the store's encoding (a placement's prepared
+/// record, whose bytes the event shares).
+pub fn emit_encoded(store: &Store, tx: &Transaction, event: NewEvent<'_>, payload: Bytes) {
     let key = log(store).pack_with_versionstamp(&(
         TupleStamp::incomplete(0),
         event.topic.id(),
         event.namespace,
         event.key,
         event.event_type,
+        event.filter_keys,
     ));
-    tx.set_versionstamped_key(&key, &value_of(event.filter_keys, payload));
+    tx.set_versionstamped_key_owned(key, payload);
     tx.set_versionstamped_value(&last_key(store), &STAMP_VALUE_TEMPLATE);
 }
 
@@ -172,17 +168,19 @@ fn decode_payload(topic: Topic, bytes: &[u8], index: u64) -> Result<serde_json::
 }
 
 fn decode(store: &Store, key: &[u8], value: &[u8]) -> Result<Event> {
-    let (stamp, topic, namespace, ekey, event_type): (TupleStamp, i64, String, String, String) =
-        log(store).unpack(key).map_err(|e| corrupt(format!("key: {e}")))?;
+    let (stamp, topic, namespace, ekey, event_type, filter_keys): (
+        TupleStamp,
+        i64,
+        String,
+        String,
+        String,
+        Vec<String>,
+    ) = log(store).unpack(key).map_err(|e| corrupt(format!("key: {e}")))?;
     let topic = Topic::from_id(topic).ok_or_else(|| corrupt(format!("unknown topic {topic}")))?;
     let mut v = [0u8; 8];
     v.copy_from_slice(&stamp.transaction_version()[..8]);
     let index = u64::from_be_bytes(v);
-    let len = value.get(..4).ok_or_else(|| corrupt("value too short"))?;
-    let len = u32::from_be_bytes([len[0], len[1], len[2], len[3]]) as usize;
-    let header = value.get(4..4 + len).ok_or_else(|| corrupt("header cut short"))?;
-    let filter_keys: Vec<String> = stead_store::tuple::unpack(header).map_err(|e| corrupt(format!("header: {e}")))?;
-    let payload = decode_payload(topic, &value[4 + len..], index)?;
+    let payload = decode_payload(topic, value, index)?;
     Ok(Event { topic: topic.name().to_owned(), event_type, key: ekey, namespace, filter_keys, index, payload })
 }
 

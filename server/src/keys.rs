@@ -16,7 +16,7 @@
 //! (st, 4 USAGE, 0 NODE, node)                             → NodeUsage
 //! (st, 4 USAGE, 1 USAGE_LOG, versionstamp)                → [node]        usage changed
 //! (st, 4 USAGE, 2 NODE_LOG, versionstamp)                 → [node]        node record changed
-//! (st, 4 USAGE, 3 NODE_ALLOCS, node)                      → versionstamp  the node's allocations changed
+//! (st, 4 USAGE, 3 NODE_ALLOCS, node)                      → versionstamp  allocations stopped, updated, collected
 //! (st, 5 CLIENT, 0 HEARTBEAT, node)                       → deadline_ns   when the node is down without a heartbeat
 //! (st, 5 CLIENT, 1 HEARTBEAT_BY_DEADLINE, deadline_ns, node) → ''         heartbeats in expiry order
 //! (st, 5 CLIENT, 2 NODE_COUNT)                            → i64 (atomic)  registered nodes, for the TTL
@@ -200,8 +200,9 @@ impl Store {
         })
     }
 
-    /// Stamped (a versionstamped value) by every transaction that changes the node's
-    /// allocations; allocation watches wait on it.
+    /// Stamped (a versionstamped value) by a transaction that stops, updates or deletes
+    /// the node's allocations (whose usage record may stay as it was); allocation watches
+    /// wait on it and on the usage record, which placements change.
     pub fn node_allocs_key(&self, node: &str) -> Vec<u8> {
         self.usage.pack(&(NODE_ALLOCS, node))
     }

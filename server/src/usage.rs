@@ -196,8 +196,8 @@ pub fn signal_capacity(store: &Store, tx: &Transaction) {
     tx.set_versionstamped_value(&store.capacity_key(), &STAMP_VALUE_TEMPLATE);
 }
 
-/// Tells the watches of `node`'s allocations that they changed in this transaction (a
-/// blind write: it never conflicts).
+/// Tells the watches of `node`'s allocations that they changed in this transaction in a
+/// way its usage record does not show (a blind write: it never conflicts).
 pub fn stamp_node_allocs(store: &Store, tx: &Transaction, node: &str) {
     tx.set_versionstamped_value(&store.node_allocs_key(node), &STAMP_VALUE_TEMPLATE);
 }

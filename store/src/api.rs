@@ -38,6 +38,10 @@ pub trait TransactionEngine: Send + Sync + 'static {
     fn clear(&self, key: &[u8]);
     fn clear_range(&self, begin: &[u8], end: &[u8]);
     fn atomic_op(&self, key: &[u8], param: &[u8], op: MutationType);
+    /// `atomic_op` with buffers the caller gives up: an engine that keeps them saves a copy.
+    fn atomic_op_owned(&self, key: Bytes, param: Bytes, op: MutationType) {
+        self.atomic_op(&key, &param, op)
+    }
     fn add_conflict_range(&self, begin: &[u8], end: &[u8], kind: ConflictRangeType) -> Result<()>;
     /// A future that resolves when `key` changes from the value this transaction sees,
     /// once the transaction commits; it fails with the commit's error otherwise.
@@ -227,6 +231,11 @@ impl Transaction {
         self.engine.atomic_op(key, param, op)
     }
 
+    /// [`atomic_op`](Self::atomic_op) with buffers the caller gives up.
+    pub fn atomic_op_owned(&self, key: Bytes, param: Bytes, op: MutationType) {
+        self.engine.atomic_op_owned(key, param, op)
+    }
+
     /// Adds `delta` to the little-endian 8-byte integer at `key` without a read conflict.
     pub fn atomic_add(&self, key: &[u8], delta: i64) {
         self.engine.atomic_op(key, &delta.to_le_bytes(), MutationType::Add)
@@ -236,6 +245,13 @@ impl Transaction {
     /// (as `foundationdb_tuple::pack_with_versionstamp` produces).
     pub fn set_versionstamped_key(&self, key_template: &[u8], value: &[u8]) {
         self.engine.atomic_op(key_template, value, MutationType::SetVersionstampedKey)
+    }
+
+    /// [`set_versionstamped_key`](Self::set_versionstamped_key) with buffers the caller
+    /// gives up (a value shared with a record written in the same transaction is not
+    /// copied by the embedded engine).
+    pub fn set_versionstamped_key_owned(&self, key_template: impl Into<Bytes>, value: impl Into<Bytes>) {
+        self.engine.atomic_op_owned(key_template.into(), value.into(), MutationType::SetVersionstampedKey)
     }
 
     pub fn set_versionstamped_value(&self, key: &[u8], value_template: &[u8]) {

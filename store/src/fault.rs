@@ -223,6 +223,10 @@ impl TransactionEngine for FaultyTransaction {
         self.inner.atomic_op(key, param, op)
     }
 
+    fn atomic_op_owned(&self, key: Bytes, param: Bytes, op: MutationType) {
+        self.inner.atomic_op_owned(key, param, op)
+    }
+
     fn add_conflict_range(&self, begin: &[u8], end: &[u8], kind: ConflictRangeType) -> Result<()> {
         self.inner.add_conflict_range(begin, end, kind)
     }

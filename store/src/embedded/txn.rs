@@ -279,8 +279,12 @@ impl TransactionEngine for EmbeddedTransaction {
     }
 
     fn atomic_op(&self, key: &[u8], param: &[u8], op: MutationType) {
+        self.atomic_op_owned(Bytes::copy_from_slice(key), Bytes::copy_from_slice(param), op)
+    }
+
+    fn atomic_op_owned(&self, key: Bytes, param: Bytes, op: MutationType) {
         let checked = match op {
-            MutationType::SetVersionstampedKey => check_versionstamp_template(key).and_then(|(body_len, offset)| {
+            MutationType::SetVersionstampedKey => check_versionstamp_template(&key).and_then(|(body_len, offset)| {
                 // The placed key is the body with the stamp in it: it must be a legal key.
                 // A stamp never starts with \xff (its first byte is the version's top byte).
                 if offset > 0 && key.first() == Some(&crate::types::SYSTEM_KEY_PREFIX) {
@@ -295,23 +299,22 @@ impl TransactionEngine for EmbeddedTransaction {
                         format!("versionstamped key of {body_len} bytes"),
                     ));
                 }
-                check_value(param)
+                check_value(&param)
             }),
             MutationType::SetVersionstampedValue => {
-                check_versionstamp_template(param).and_then(|(body_len, _)| check_value(&param[..body_len]))
+                check_versionstamp_template(&param).and_then(|(body_len, _)| check_value(&param[..body_len]))
             }
-            _ => check_value(param),
+            _ => check_value(&param),
         };
         if let Err(e) = checked {
             return self.state.lock().fail_write(e);
         }
-        let param = Bytes::copy_from_slice(param);
         if op == MutationType::SetVersionstampedKey {
             // The key is not known until commit; its conflict range is added there.
-            self.state.lock().writes.atomic(Bytes::copy_from_slice(key), op, param);
+            self.state.lock().writes.atomic(key, op, param);
             return;
         }
-        self.write(key, |st, key| st.writes.atomic(key, op, param));
+        self.write_owned(key, |st, key| st.writes.atomic(key, op, param));
     }
 
     fn add_conflict_range(&self, begin: &[u8], end: &[u8], kind: ConflictRangeType) -> Result<()> {
