@@ -144,6 +144,7 @@ impl AllocRunner {
                 return;
             }
             tokio::select! {
+                biased;
                 update = self.task_updates.recv() => {
                     // The runner holds a sender itself, so `None` cannot happen.
                     if let Some(update) = update {

@@ -153,6 +153,7 @@ impl Client {
             known: known.clone(),
             runners: BTreeMap::new(),
             seen: BTreeMap::new(),
+            leaked: Vec::new(),
         };
         lifetime.spawn(main.run(allocs, commands_rx));
         Ok(ClientHandle { node, core, known, commands, lifetimes: Some(lifetimes) })
@@ -285,6 +286,13 @@ async fn watch_loop(
         let mut stream = link.watch_allocations(identity.id.clone(), identity.secret_id.clone(), index);
         loop {
             tokio::select! {
+                biased;
+                changed = registered.changed() => {
+                    if changed.is_err() {
+                        return;
+                    }
+                    break;
+                }
                 message = stream.next() => match message {
                     Some(Ok(set)) => {
                         index = index.max(set.index);
@@ -297,12 +305,6 @@ async fn watch_loop(
                     }
                     None => break,
                 },
-                changed = registered.changed() => {
-                    if changed.is_err() {
-                        return;
-                    }
-                    break;
-                }
             }
         }
         tokio::time::sleep(backoff(attempt, base, max)).await;
@@ -338,6 +340,8 @@ struct MainLoop {
     known: Arc<Mutex<BTreeMap<AllocId, Arc<Allocation>>>>,
     runners: BTreeMap<AllocId, AllocRunnerHandle>,
     seen: BTreeMap<AllocId, SeenKey>,
+    /// Runners the planted bug `NoDedupe` set aside (always empty otherwise).
+    leaked: Vec<AllocRunnerHandle>,
 }
 
 impl MainLoop {
@@ -423,6 +427,14 @@ impl MainLoop {
         let mut present = std::collections::BTreeSet::new();
         for mut alloc in allocs {
             present.insert(alloc.id.clone());
+            if crate::planted::planted(crate::planted::Bug::NoDedupe)
+                && !alloc.is_terminal()
+                && let Some(old) = self.runners.remove(&alloc.id)
+            {
+                // The planted bug: the runner already running it is kept aside, and the
+                // allocation starts again below.
+                self.leaked.push(old);
+            }
             if let Some(runner) = self.runners.get(&alloc.id) {
                 let key = SeenKey::of(&alloc);
                 if self.seen.get(&alloc.id) == Some(&key) {

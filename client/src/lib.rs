@@ -39,6 +39,7 @@ pub mod fingerprint;
 mod lifetime;
 pub mod link;
 pub mod logs;
+pub mod planted;
 pub mod restart;
 mod shared;
 pub mod state;

@@ -214,6 +214,7 @@ impl TaskRunner {
                 continue;
             };
             let woke = tokio::select! {
+                biased;
                 exit = handle.wait() => Woke::Exited(exit),
                 cmd = self.commands.recv() => Woke::Command(cmd),
             };
@@ -254,8 +255,9 @@ impl TaskRunner {
             }
             let sleep = tokio::time::sleep(Duration::from_nanos(left as u64));
             let cmd = tokio::select! {
-                _ = sleep => break,
+                biased;
                 cmd = self.commands.recv() => cmd,
+                _ = sleep => break,
             };
             if !self.handle_command(cmd) {
                 return false;

@@ -77,6 +77,8 @@ impl ClientProtocol for ClientProtocolService {
                 item.map(|a| pb::NodeAllocations {
                     index: a.index,
                     allocation_json: a.allocs.iter().map(json::encode).collect(),
+                    full: a.full,
+                    removed_ids: a.removed,
                 })
                 .map_err(status)
             });

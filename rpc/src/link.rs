@@ -4,6 +4,7 @@
 //! finds it unavailable moves on to the next (any server can answer any call: they are
 //! stateless). Channels are opened lazily and kept.
 
+use std::collections::BTreeMap;
 use std::sync::Mutex;
 use std::time::Duration;
 
@@ -34,6 +35,41 @@ struct LinkState {
     /// Which server to try first.
     current: usize,
     channels: Vec<Option<Channel>>,
+}
+
+/// Applies a watch message to the set known so far (none before the first message, which
+/// must be the whole set) and returns the whole set after it.
+fn apply_change(
+    known: &mut Option<BTreeMap<String, Allocation>>,
+    m: pb::NodeAllocations,
+) -> Result<NodeAllocations, LinkError> {
+    let changed = m
+        .allocation_json
+        .iter()
+        .enumerate()
+        .map(|(i, b)| json::decode::<Allocation>(&format!("allocation_json[{i}]"), b))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|s| LinkError::Invalid(s.message().to_owned()))?;
+    let set = match (known.as_mut(), m.full) {
+        (_, true) => known.insert(BTreeMap::new()),
+        (Some(set), false) => set,
+        (None, false) => {
+            return Err(LinkError::Invalid("the allocation watch sent a change before the whole set".to_owned()));
+        }
+    };
+    for id in &m.removed_ids {
+        set.remove(id);
+    }
+    for mut alloc in changed {
+        // A job version collected meanwhile: keep the one already known.
+        if alloc.job.is_none()
+            && let Some(before) = set.get_mut(alloc.id.as_str())
+        {
+            alloc.job = before.job.take();
+        }
+        set.insert(alloc.id.to_string(), alloc);
+    }
+    Ok(NodeAllocations { index: m.index, allocs: set.values().cloned().collect() })
 }
 
 /// A gRPC status as the client protocol's error.
@@ -189,19 +225,15 @@ impl ServerLink for GrpcServerLink {
         futures::stream::once(opened)
             .flat_map(|opened| match opened {
                 Err(e) => futures::stream::once(async move { Err(e) }).boxed(),
+                // The servers send the whole set, then changes: keep the set here and
+                // hand the client the whole of it each time.
                 Ok(stream) => stream
-                    .map(|item| match item {
-                        Err(s) => Err(link_error(&s)),
-                        Ok(m) => {
-                            let allocs = m
-                                .allocation_json
-                                .iter()
-                                .enumerate()
-                                .map(|(i, b)| json::decode::<Allocation>(&format!("allocation_json[{i}]"), b))
-                                .collect::<Result<Vec<_>, _>>()
-                                .map_err(|s| LinkError::Invalid(s.message().to_owned()))?;
-                            Ok(NodeAllocations { index: m.index, allocs })
-                        }
+                    .scan(None::<BTreeMap<String, Allocation>>, |known, item| {
+                        let out = match item {
+                            Err(s) => Err(link_error(&s)),
+                            Ok(m) => apply_change(known, m),
+                        };
+                        futures::future::ready(Some(out))
                     })
                     .boxed(),
             })
@@ -212,8 +244,12 @@ impl ServerLink for GrpcServerLink {
         &self,
         node_id: NodeId,
         secret_id: String,
-        updates: Vec<Allocation>,
+        mut updates: Vec<Allocation>,
     ) -> BoxFuture<'_, Result<(), LinkError>> {
+        // Servers read only the client's fields: the job each carries is dead weight.
+        for u in &mut updates {
+            u.job = None;
+        }
         let encoded: Vec<Vec<u8>> = updates.iter().map(json::encode).collect();
         async move {
             for chunk in encoded.chunks(crate::client_protocol::UPDATES_PER_REQUEST_MAX) {
@@ -230,5 +266,57 @@ impl ServerLink for GrpcServerLink {
             Ok(())
         }
         .boxed()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn alloc(id: &str, modify: u64, job: Option<&str>) -> Allocation {
+        let mut a = Allocation { id: id.into(), alloc_modify_index: modify, ..Allocation::default() };
+        a.job = job.map(|j| Box::new(stead_model::Job { id: j.into(), ..Default::default() }));
+        a
+    }
+
+    fn message(full: bool, allocs: &[Allocation], removed: &[&str]) -> pb::NodeAllocations {
+        pb::NodeAllocations {
+            index: 1,
+            allocation_json: allocs.iter().map(json::encode).collect(),
+            full,
+            removed_ids: removed.iter().map(|s| (*s).to_owned()).collect(),
+        }
+    }
+
+    fn ids(set: &NodeAllocations) -> Vec<(String, u64)> {
+        set.allocs.iter().map(|a| (a.id.to_string(), a.alloc_modify_index)).collect()
+    }
+
+    #[test]
+    fn the_client_gets_the_whole_set_after_each_change_the_servers_send() {
+        let mut known = None;
+        let first =
+            apply_change(&mut known, message(true, &[alloc("a", 1, Some("web")), alloc("b", 1, Some("web"))], &[]));
+        assert_eq!(ids(&first.unwrap()), [("a".to_owned(), 1), ("b".to_owned(), 1)]);
+        // b changes (its job version was collected meanwhile: the known job stays), c is
+        // new, a is collected.
+        let next = apply_change(&mut known, message(false, &[alloc("b", 2, None), alloc("c", 3, Some("api"))], &["a"]));
+        let next = next.unwrap();
+        assert_eq!(ids(&next), [("b".to_owned(), 2), ("c".to_owned(), 3)]);
+        assert_eq!(next.allocs[0].job.as_ref().map(|j| j.id.to_string()), Some("web".to_owned()));
+        // A whole set again replaces everything.
+        let again = apply_change(&mut known, message(true, &[alloc("d", 4, None)], &[]));
+        assert_eq!(ids(&again.unwrap()), [("d".to_owned(), 4)]);
+    }
+
+    #[test]
+    fn a_change_before_the_whole_set_or_a_bad_allocation_is_refused() {
+        let mut known = None;
+        let err = apply_change(&mut known, message(false, &[alloc("a", 1, None)], &[])).unwrap_err();
+        assert!(matches!(err, LinkError::Invalid(ref m) if m.contains("before the whole set")), "{err:?}");
+        let bad =
+            pb::NodeAllocations { index: 1, allocation_json: vec![b"{nope".to_vec()], full: true, removed_ids: vec![] };
+        let err = apply_change(&mut known, bad).unwrap_err();
+        assert!(matches!(err, LinkError::Invalid(ref m) if m.contains("allocation_json[0]")), "{err:?}");
     }
 }

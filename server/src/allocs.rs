@@ -21,7 +21,8 @@ use crate::{queue, usage};
 pub const CLIENT_UPDATES_MAX: usize = 1_000;
 
 /// Applies the client fields of `updates` (matched by namespace and ID; unknown
-/// allocations, and with `node` those on another node, are skipped) in one transaction.
+/// allocations, with `node` those on another node, and updates that report a finished
+/// allocation running again are skipped) in one transaction.
 /// Returns how many were applied.
 pub async fn update_from_client(store: &Store, env: &Env, node: Option<&str>, updates: &[Allocation]) -> Result<usize> {
     if updates.len() > CLIENT_UPDATES_MAX {
@@ -46,6 +47,11 @@ pub async fn update_from_client(store: &Store, env: &Env, node: Option<&str>, up
                         continue;
                     };
                     if node.is_some_and(|n| n != alloc.node_id.as_str()) {
+                        continue;
+                    }
+                    // A finished allocation never runs again, and its usage is freed: a
+                    // late or repeated update that reports it running is stale.
+                    if alloc.client_status.is_terminal() && !update.client_status.is_terminal() {
                         continue;
                     }
                     let was_terminal = alloc.is_terminal();

@@ -225,14 +225,19 @@ pub async fn heartbeat(
     Ok(Heartbeat { ttl: committed.value, index: u64::try_from(committed.commit.version).unwrap_or(0) })
 }
 
-/// A node's allocations as its client sees them.
+/// A message of a node's allocation watch: the whole set first, then what changed.
 #[derive(Debug, Clone, PartialEq)]
 pub struct NodeAllocations {
     /// The read version: later changes are after it.
     pub index: u64,
-    /// Every allocation on the node, each with the job version it runs (`Job`), when
-    /// that version is still stored.
+    /// Whether `allocs` is every allocation on the node (a watch's first message) or only
+    /// those new or changed since the watch's previous message.
+    pub full: bool,
+    /// Allocations, each with the job version it runs (`Job`), when that version is still
+    /// stored.
     pub allocs: Vec<Allocation>,
+    /// IDs of allocations gone from the node (collected) since the previous message.
+    pub removed: Vec<String>,
 }
 
 async fn authorized_node(store: &Store, tx: &Transaction, node_id: &str, secret_id: &str) -> Result<Node> {
@@ -285,9 +290,9 @@ fn sent_of(allocs: &[Allocation]) -> Sent {
     allocs.iter().map(|a| (a.id.to_string(), a.alloc_modify_index)).collect()
 }
 
-/// A stream of `node_id`'s allocations: the whole set at once, then again each time the
-/// servers change one of them (placed, stopped, updated, collected). Ends after the first
-/// error. `_after_index` (the index of the last set the client saw) is accepted for the
+/// A stream of `node_id`'s allocations: the whole set at once, then what changed each
+/// time the servers change some (placed, stopped, updated: those allocations; collected:
+/// their IDs). Ends after the first error. `_after_index` (the index of the last set the client saw) is accepted for the
 /// protocol's sake: the first set always comes at once, since a resumed watch cannot know
 /// what the client kept, and the client takes a set it has seen as a no-op.
 ///
@@ -312,36 +317,77 @@ pub fn watch_node_allocations(
         if s.done {
             return None;
         }
-        let result = next_allocations(&s.store, &s.node_id, &s.secret_id, s.sent.as_ref()).await;
-        match &result {
-            Ok(item) => s.sent = Some(sent_of(&item.allocs)),
-            Err(_) => s.done = true,
-        }
+        let result = match next_allocations(&s.store, &s.node_id, &s.secret_id, s.sent.as_ref()).await {
+            Ok((item, now)) => {
+                s.sent = Some(now);
+                Ok(item)
+            }
+            Err(e) => {
+                s.done = true;
+                Err(e)
+            }
+        };
         Some((result, s))
     })
 }
+
+/// Store failures a watch rides out (retrying with backoff) instead of ending the stream:
+/// the client would only open a new one and be sent everything again.
+const WATCH_RETRY_MAX: Duration = Duration::from_secs(2);
 
 async fn next_allocations(
     store: &Store,
     node_id: &str,
     secret_id: &str,
     sent: Option<&Sent>,
-) -> Result<NodeAllocations> {
+) -> Result<(NodeAllocations, Sent)> {
+    let mut backoff = Duration::from_millis(50);
     loop {
-        let tx = store.db.create_transaction()?;
-        authorized_node(store, &tx, node_id, secret_id).await?;
-        let allocs = node_allocations_in(store, &tx, node_id).await?;
-        if sent.is_none_or(|sent| *sent != sent_of(&allocs)) {
-            let index = u64::try_from(tx.get_read_version().await?).unwrap_or(0);
-            let allocs = with_jobs(store, &tx, allocs).await?;
-            return Ok(NodeAllocations { index, allocs });
+        match look(store, node_id, secret_id, sent).await {
+            Ok(Some(item)) => return Ok(item),
+            Ok(None) => backoff = Duration::from_millis(50),
+            Err(e @ (ServerError::NotFound(_) | ServerError::Unauthorized(_))) => return Err(e),
+            Err(e) => {
+                tracing::debug!(node = node_id, error = %e, "allocation watch: store failure; retrying");
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(WATCH_RETRY_MAX);
+            }
         }
-        let usage = tx.watch(&store.usage_key(node_id));
-        let stamp = tx.watch(&store.node_allocs_key(node_id));
-        tx.commit().await?;
-        // A watch error (or the bound) only means: look again.
-        let _ = tokio::time::timeout(WATCH_WAIT_MAX, futures::future::select(usage, stamp)).await;
     }
+}
+
+/// One look: what changed since `sent` (everything when nothing was sent) and the new
+/// `sent`, else None after waiting for a change (or the bound). Only what changed is
+/// sent, with its job: a node with many allocations must not re-send (and its client
+/// re-decode) all of them, jobs included, whenever one changes.
+async fn look(
+    store: &Store,
+    node_id: &str,
+    secret_id: &str,
+    sent: Option<&Sent>,
+) -> Result<Option<(NodeAllocations, Sent)>> {
+    let tx = store.db.create_transaction()?;
+    authorized_node(store, &tx, node_id, secret_id).await?;
+    let allocs = node_allocations_in(store, &tx, node_id).await?;
+    let now = sent_of(&allocs);
+    if sent.is_none_or(|sent| *sent != now) {
+        let index = u64::try_from(tx.get_read_version().await?).unwrap_or(0);
+        let (changed, removed) = match sent {
+            None => (allocs, Vec::new()),
+            Some(sent) => (
+                allocs.into_iter().filter(|a| sent.get(a.id.as_str()) != Some(&a.alloc_modify_index)).collect(),
+                sent.keys().filter(|id| !now.contains_key(*id)).cloned().collect(),
+            ),
+        };
+        let allocs = with_jobs(store, &tx, changed).await?;
+        return Ok(Some((NodeAllocations { index, full: sent.is_none(), allocs, removed }, now)));
+    }
+    let usage = tx.watch(&store.usage_key(node_id));
+    let stamp = tx.watch(&store.node_allocs_key(node_id));
+    tx.commit().await?;
+    // A watch error (or the bound) only means: look again.
+    let _ = tokio::time::timeout(WATCH_WAIT_MAX, futures::future::select(usage, stamp)).await;
+    Ok(None)
 }
 
 /// The client's side of allocations, from the node that runs them: only allocations on

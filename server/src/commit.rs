@@ -271,7 +271,12 @@ async fn commit_chunk(
     let mut freed: BTreeMap<&NodeId, Vec<stead_sched::placement::Usage>> = BTreeMap::new();
     for &node in nodes {
         let np = &plan.nodes[node];
-        usages.insert(node, usage::get_usage(store, tx, node.as_str(), ReadMode::Serializable).await?);
+        let mode = if crate::planted::planted(crate::planted::Bug::CommitSkipsNodeReread) {
+            ReadMode::Snapshot
+        } else {
+            ReadMode::Serializable
+        };
+        usages.insert(node, usage::get_usage(store, tx, node.as_str(), mode).await?);
         let ids = np.stop.iter().map(|s| &s.alloc_id).chain(np.update.iter().map(PlanUpdate::alloc_id));
         let mut records = Vec::new();
         for id in ids {

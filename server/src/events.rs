@@ -290,6 +290,7 @@ pub async fn next_batches(store: &Store, after: u64, filter: &Filter, wait: Dura
         let watch = tx.watch(&last_key(store));
         tx.commit().await?;
         tokio::select! {
+            biased;
             _ = watch => {}
             () = tokio::time::sleep_until(deadline) => return Ok((Vec::new(), after)),
         }

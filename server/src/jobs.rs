@@ -53,6 +53,9 @@ pub struct Stopped {
     pub eval_id: EvalId,
     /// The commit version of the stop (its evaluation's `CreateIndex`).
     pub index: u64,
+    /// The job changed (it was running, or it was purged): a stop of a stopped job only
+    /// queues an evaluation.
+    pub changed: bool,
 }
 
 /// A new pending evaluation of `job` (its namespace, priority and type).
@@ -91,7 +94,7 @@ pub async fn register(store: &Store, env: &Env, job: Job, enforce_index: Option<
             let (job, eval_id) = (job.clone(), eval_id.clone());
             async move {
                 if maybe_committed.0
-                    && let Some(done) = already_registered(store, &tx, &job, &eval_id).await?
+                    && let Some(done) = already_registered(store, &tx, &job, &eval_id, now).await?
                 {
                     return Ok(done);
                 }
@@ -110,11 +113,15 @@ pub struct Written {
     pub changed: bool,
     /// Known when the job was not bumped by this commit.
     pub job_modify_index: Option<u64>,
+    /// The commit that wrote it, when that was an earlier attempt (not the one that
+    /// reports it).
+    pub index: Option<u64>,
 }
 
 impl Written {
     /// The register's answer, once committed at `index`.
-    pub fn registered(self, index: u64) -> Registered {
+    pub fn registered(self, commit_index: u64) -> Registered {
+        let index = self.index.unwrap_or(commit_index);
         Registered {
             eval_id: self.eval_id,
             job_modify_index: self.job_modify_index.unwrap_or(index),
@@ -125,22 +132,46 @@ impl Written {
     }
 }
 
-/// When an earlier attempt of a register with evaluation `eval_id` committed: what it
-/// stored.
-async fn already_registered(store: &Store, tx: &Transaction, job: &Job, eval_id: &str) -> Result<Option<Written>> {
-    let Some(eval) =
-        store.ks.get::<Evaluation>(tx, &record_keys::eval(&job.namespace, eval_id), ReadMode::Snapshot).await?
-    else {
-        return Ok(None);
-    };
+/// When an earlier attempt of a register committed (its evaluation `eval_id` exists, or,
+/// for a job that gets none, the stored job carries the attempt's `submitted` time):
+/// what it stored, at the index it committed at.
+async fn already_registered(
+    store: &Store,
+    tx: &Transaction,
+    job: &Job,
+    eval_id: &str,
+    submitted: i64,
+) -> Result<Option<Written>> {
+    let eval = store.ks.get::<Evaluation>(tx, &record_keys::eval(&job.namespace, eval_id), ReadMode::Snapshot).await?;
     let stored =
         store.ks.get::<Job>(tx, &record_keys::job(&job.namespace, job.id.as_str()), ReadMode::Snapshot).await?;
+    let index = match (&eval, &stored) {
+        (Some(e), _) => e.create_index,
+        (None, Some(j)) if !wants_eval(j) && j.submit_time == submitted => j.modify_index,
+        _ => return Ok(None),
+    };
+    // It made a version if one was stored at its commit.
+    let made = version_made_at(store, tx, &job.namespace, job.id.as_str(), index).await?;
     Ok(Some(Written {
-        eval_id: Some(eval.id),
-        version: stored.as_ref().map_or(0, |j| j.version),
-        changed: true,
+        eval_id: eval.map(|e| e.id),
+        version: made.as_ref().or(stored.as_ref()).map_or(0, |j| j.version),
+        changed: made.is_some(),
         job_modify_index: stored.map(|j| j.job_modify_index),
+        index: Some(index),
     }))
+}
+
+/// The version of the job that the commit at `index` made, if it made one (a version's
+/// `JobModifyIndex` is the commit that stored it).
+async fn version_made_at(
+    store: &Store,
+    tx: &Transaction,
+    namespace: &str,
+    job_id: &str,
+    index: u64,
+) -> Result<Option<Job>> {
+    let versions = records::list_job_versions(&store.ks, tx, namespace, job_id, usize::MAX).await?;
+    Ok(versions.into_iter().find(|v| v.job_modify_index == index))
 }
 
 /// [`register`] inside the caller's transaction, with its evaluation's ID fixed by the
@@ -179,7 +210,7 @@ pub async fn register_in(
         None
     };
     let job_modify_index = existing.filter(|_| !changed).map(|old| old.job_modify_index);
-    Ok(Written { eval_id: eval, version: job.version, changed, job_modify_index })
+    Ok(Written { eval_id: eval, version: job.version, changed, job_modify_index, index: None })
 }
 
 /// Keeps the job in the lists duties scan: system jobs (node evaluations) and periodic
@@ -236,13 +267,17 @@ pub async fn stop(store: &Store, env: &Env, namespace: &str, job_id: &str, purge
                         .get::<Evaluation>(&tx, &record_keys::eval(namespace, &eval_id), ReadMode::Snapshot)
                         .await?
                 {
-                    return Ok(eval.id);
+                    // It changed the job if it purged it or stored a version.
+                    let changed =
+                        purge || version_made_at(store, &tx, namespace, job_id, eval.create_index).await?.is_some();
+                    return Ok((eval.id, changed, Some(eval.create_index)));
                 }
                 let pk = record_keys::job(namespace, job_id);
                 let Some(mut job) = store.ks.get::<Job>(&tx, &pk, ReadMode::Serializable).await? else {
                     return Err(ServerError::NotFound(format!("job {job_id:?} not found in namespace {namespace:?}")));
                 };
                 let eval = job_eval(&eval_id, &job, EvalTrigger::JobDeregister, now);
+                let changed = purge || !job.stop;
                 if purge {
                     events::emit(store, &tx, events::job_event(&job, "JobDeregistered"), &job)?;
                     store.ks.delete::<Job>(&tx, &pk).await?;
@@ -265,11 +300,12 @@ pub async fn stop(store: &Store, env: &Env, namespace: &str, job_id: &str, purge
                     events::emit(store, &tx, events::job_event(&job, "JobDeregistered"), &job)?;
                 }
                 queue::enqueue(store, &tx, &eval, now).await?;
-                Ok::<_, ServerError>(eval.id)
+                Ok::<_, ServerError>((eval.id, changed, None))
             }
         })
         .await?;
-    Ok(Stopped { eval_id: committed.value, index: u64::try_from(committed.commit.version).unwrap_or(0) })
+    let (eval_id, changed, earlier) = committed.value;
+    Ok(Stopped { eval_id, index: earlier.unwrap_or(u64::try_from(committed.commit.version).unwrap_or(0)), changed })
 }
 
 /// What `POST /v1/job/:id/evaluate` did.

@@ -92,6 +92,7 @@ pub async fn wait_for_change(store: &Store, kinds: &[Kind], index: u64, wait: Du
         let watches: Vec<_> = kinds.iter().map(|&k| Box::pin(tx.watch(&store.ks.changed_key(k)))).collect();
         tx.commit().await?;
         tokio::select! {
+            biased;
             _ = futures::future::select_all(watches) => {}
             () = tokio::time::sleep_until(deadline) => return Ok(()),
         }

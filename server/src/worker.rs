@@ -215,6 +215,7 @@ async fn run_worker(ctx: Arc<Ctx>, index: usize, mut shutdown: watch::Receiver<b
         let pick = ctx.env.entropy.next_u64();
         match queue::claim(&ctx.store, &ctx.config.queue, &worker, &token, now, pick).await {
             Ok(ClaimAttempt::Claimed(claim)) => {
+                tracing::trace!(worker, eval = %claim.eval.id, job = %claim.eval.job_id, "claimed");
                 error_backoff = Duration::from_millis(10);
                 ctx.metrics.coalesced.inc_by(claim.coalesced.len() as u64);
                 process(&ctx, &worker, *claim).await;
@@ -224,6 +225,7 @@ async fn run_worker(ctx: Arc<Ctx>, index: usize, mut shutdown: watch::Receiver<b
                 tokio::task::yield_now().await;
             }
             Ok(ClaimAttempt::Empty) => {
+                tracing::trace!(worker, "nothing to claim; waiting");
                 if let Err(e) = wait_for_work(&ctx, &mut last_signal, &mut shutdown).await {
                     warn!(worker, error = %e, "waiting for work failed");
                     tokio::time::sleep(error_backoff).await;
@@ -286,9 +288,10 @@ async fn wait_for_work(
     let watch = tx.watch(&key);
     tx.commit().await?;
     tokio::select! {
+        biased;
+        _ = shutdown.changed() => {}
         _ = watch => {}
         _ = tokio::time::sleep(ctx.config.idle_wait_max) => {}
-        _ = shutdown.changed() => {}
     }
     Ok(())
 }

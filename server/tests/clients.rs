@@ -164,13 +164,14 @@ async fn the_allocation_watch_sends_at_once_and_again_when_the_nodes_allocations
     clients::register(&store, &env, &quick(), client_node("n1")).await.unwrap();
     let mut watch = Box::pin(clients::watch_node_allocations(store.clone(), "n1".into(), "secret-n1".into(), 0));
     let first = watch.next().await.unwrap().unwrap();
-    assert!(first.allocs.is_empty());
+    assert!(first.full && first.allocs.is_empty());
 
     let (workers, mut rx) = start_workers(&store, &env, fast_config(1));
     jobs::register(&store, &env, fixtures::job("web", JobType::Service, 2, 100, 128), None).await.unwrap();
     wait_until(&mut rx, |r| r.len() == 1).await;
     let second = tokio::time::timeout(Duration::from_secs(30), watch.next()).await.unwrap().unwrap().unwrap();
     assert!(second.index > first.index);
+    assert!(!second.full && second.removed.is_empty(), "a change: what is new");
     assert_eq!(second.allocs.len(), 2);
     for a in &second.allocs {
         let job = a.job.as_ref().expect("each allocation carries the job version it runs");
@@ -185,6 +186,7 @@ async fn the_allocation_watch_sends_at_once_and_again_when_the_nodes_allocations
     jobs::stop(&store, &env, "default", "web", false).await.unwrap();
     wait_until(&mut rx, |r| r.len() == 1).await;
     let third = tokio::time::timeout(Duration::from_secs(30), watch.next()).await.unwrap().unwrap().unwrap();
+    assert_eq!(third.allocs.len(), 2, "both stopped: both sent again");
     assert!(third.allocs.iter().all(|a| a.desired_status == stead_store::model::AllocDesiredStatus::Stop));
     workers.shutdown().await;
 

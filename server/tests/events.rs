@@ -117,3 +117,62 @@ async fn events_older_than_the_retention_are_trimmed() {
     assert!(left.iter().all(|e| e.key != "old"), "older than the retention: trimmed");
     assert!(left.iter().any(|e| e.key == "new"));
 }
+
+#[tokio::test]
+async fn a_register_retried_after_an_unknown_result_writes_one_event_and_reports_its_commit() {
+    // Found by the simulator: a retried register of a job without an evaluation (here a
+    // parameterized one) wrote the job and its event twice, and a retry reported its own
+    // (read-only) commit instead of the write's.
+    let db = stead_store::embedded::open_in_memory();
+    let raw = stead_server::Store::new(db.clone());
+    let config = stead_store::fault::FaultConfig { unknown_result_applied_rate: 0.5, ..Default::default() };
+    let (faulty, faults) = stead_store::fault::wrap(db, config, 7);
+    let store = stead_server::Store::new(faulty);
+    let env = Env::system();
+    let mut acked = Vec::new();
+    for i in 0..20 {
+        let mut job = fixtures::job(&format!("p{i}"), JobType::Batch, 1, 100, 128);
+        if i % 2 == 0 {
+            job.parameterized_job = Some(Default::default());
+        }
+        if let Ok(r) = jobs::register(&store, &env, job, None).await {
+            acked.push((format!("p{i}"), r.index));
+        }
+    }
+    assert!(faults.counts().unknown_applied > 5, "unknown results were injected: {:?}", faults.counts());
+    assert!(acked.len() >= 10, "most registers were acknowledged: {acked:?}");
+    let events = all_events(&raw).await;
+    for (job, index) in acked {
+        let mine: Vec<u64> = events.iter().filter(|e| e.key == job && e.topic == "Job").map(|e| e.index).collect();
+        assert_eq!(mine, vec![index], "job {job}: one event, at the acknowledged commit");
+    }
+}
+
+#[tokio::test]
+async fn a_stop_retried_after_an_unknown_result_says_whether_it_changed_the_job() {
+    // Found by the simulator: the retry of a stop that had committed reported the job as
+    // changed even when it was stopped already (no new version, no event).
+    let db = stead_store::embedded::open_in_memory();
+    let raw = stead_server::Store::new(db.clone());
+    let env = Env::system();
+    for i in 0..20 {
+        jobs::register(&raw, &env, fixtures::job(&format!("s{i}"), JobType::Service, 1, 100, 128), None).await.unwrap();
+    }
+    let config = stead_store::fault::FaultConfig { unknown_result_applied_rate: 0.5, ..Default::default() };
+    let (faulty, faults) = stead_store::fault::wrap(db, config, 11);
+    let store = stead_server::Store::new(faulty);
+    for i in 0..20 {
+        let job = format!("s{i}");
+        let first = jobs::stop(&store, &env, "default", &job, false).await.unwrap();
+        let again = jobs::stop(&store, &env, "default", &job, false).await.unwrap();
+        assert!(first.changed, "{job}: the first stop stops it");
+        assert!(!again.changed, "{job}: the second finds it stopped");
+    }
+    assert!(faults.counts().unknown_applied > 5, "unknown results were injected: {:?}", faults.counts());
+    let events = all_events(&raw).await;
+    for i in 0..20 {
+        let job = format!("s{i}");
+        let stops = events.iter().filter(|e| e.key == job && e.event_type == "JobDeregistered").count();
+        assert_eq!(stops, 1, "job {job}: one JobDeregistered");
+    }
+}

@@ -5,6 +5,8 @@ mod common;
 
 use std::time::Duration;
 
+use futures::StreamExt;
+
 use common::*;
 use stead_server::duties::{self, gc};
 use stead_server::env::Env;
@@ -25,6 +27,12 @@ async fn a_stopped_job_is_collected_with_its_evaluations_and_allocations_after_f
     wait_until(&mut rx, |r| r.len() == 1).await;
     workers.shutdown().await;
     let held = duties::acquire(&store, &env, "gc", "t", Duration::from_secs(1_000_000)).await.unwrap().unwrap();
+    let node = only_node_id(&store).await;
+    let mut watch = Box::pin(clients::watch_node_allocations(store.clone(), node, String::new(), 0));
+    let first = watch.next().await.unwrap().unwrap();
+    assert_eq!((first.full, first.allocs.len()), (true, 3), "two stopped, one live");
+    let old_ids: Vec<String> =
+        first.allocs.iter().filter(|a| a.job_id.as_str() == "old").map(|a| a.id.to_string()).collect();
 
     clock.advance(Duration::from_secs(30 * 60));
     let early = gc::collect(&store, &env, &gc::GcConfig::default(), &held).await.unwrap();
@@ -40,6 +48,19 @@ async fn a_stopped_job_is_collected_with_its_evaluations_and_allocations_after_f
     assert_eq!(live_allocs(&store, "keep").await.len(), 1, "live work is never collected");
     let evals = reads::job_evaluations(&store, "default", "keep").await.unwrap().value;
     assert_eq!(evals.len(), 1, "an old evaluation whose allocation still runs is kept");
+    // The node's watch says which allocations went, and sends nothing else again.
+    let gone = tokio::time::timeout(Duration::from_secs(30), watch.next()).await.unwrap().unwrap().unwrap();
+    let mut removed = gone.removed.clone();
+    removed.sort();
+    let mut want = old_ids;
+    want.sort();
+    assert_eq!((gone.full, gone.allocs.len(), removed), (false, 0, want));
+}
+
+/// The one node's ID (`add_nodes` registers it without a secret).
+async fn only_node_id(store: &stead_server::Store) -> String {
+    let nodes = reads::list_nodes(store, "").await.unwrap().value;
+    nodes[0].id.to_string()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -153,6 +153,32 @@ async fn a_blocked_job_is_placed_when_another_jobs_allocations_finish() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stale_update_reporting_a_finished_allocation_running_is_skipped_and_usage_stays_true() {
+    let (store, env) = (store(), Env::system());
+    add_nodes(&store, &env, 1, 1000, 4096).await;
+    let (workers, mut rx) = start_workers(&store, &env, fast_config(1));
+    jobs::register(&store, &env, fixtures::job("once", JobType::Batch, 2, 300, 128), None).await.unwrap();
+    wait_until(&mut rx, |r| !r.is_empty()).await;
+    let live = live_allocs(&store, "once").await;
+    let mut done = live.clone();
+    for a in &mut done {
+        a.client_status = stead_store::model::AllocClientStatus::Complete;
+    }
+    assert_eq!(stead_server::allocs::update_from_client(&store, &env, None, &done).await.unwrap(), 2);
+    assert_eq!(check_usage(&store).await, 0);
+    // The same allocations reported running again (a re-sent or reordered update): skipped,
+    // so they stay complete and the node's usage stays the sum of what is live.
+    let mut stale = live;
+    for a in &mut stale {
+        a.client_status = stead_store::model::AllocClientStatus::Running;
+    }
+    assert_eq!(stead_server::allocs::update_from_client(&store, &env, None, &stale).await.unwrap(), 0);
+    assert!(live_allocs(&store, "once").await.is_empty());
+    assert_eq!(check_usage(&store).await, 0);
+    workers.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_all_at_once_job_commits_its_plan_whole_and_queues_what_found_no_node() {
     let (store, env) = (store(), Env::system());
     add_nodes(&store, &env, 2, 1000, 4096).await;

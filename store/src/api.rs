@@ -144,6 +144,11 @@ impl Database {
             if attempts >= self.run_options.attempts_max {
                 return Err(give_up(failure, maybe_committed).into());
             }
+            // A transaction that keeps failing is worth a line (a conflict storm, a
+            // livelock); the first few retries are routine.
+            if attempts.is_power_of_two() && attempts >= 8 {
+                tracing::debug!(attempts, error = %failure, "transaction still retrying");
+            }
             if let Err(error) = tx.on_error(&failure).await {
                 return Err(give_up(error, maybe_committed).into());
             }

@@ -71,13 +71,15 @@ pub struct FaultCounts {
 struct FaultState {
     rng: SplitMix64,
     counts: FaultCounts,
+    /// The rates in force; a fault driver changes them while transactions run.
+    config: FaultConfig,
 }
 
 /// Wraps `inner` so that its transactions suffer the faults of `config`, drawn from `seed`.
 pub fn wrap(inner: Database, config: FaultConfig, seed: u64) -> (Database, FaultHandle) {
-    let state = Arc::new(Mutex::new(FaultState { rng: SplitMix64(seed), counts: FaultCounts::default() }));
+    let state = Arc::new(Mutex::new(FaultState { rng: SplitMix64(seed), counts: FaultCounts::default(), config }));
     let handle = FaultHandle { state: state.clone() };
-    (Database::from_engine(Arc::new(FaultyDatabase { inner, config, state })), handle)
+    (Database::from_engine(Arc::new(FaultyDatabase { inner, state })), handle)
 }
 
 /// Reads the fault counters of a wrapped database.
@@ -90,27 +92,34 @@ impl FaultHandle {
     pub fn counts(&self) -> FaultCounts {
         self.state.lock().counts
     }
+
+    /// Changes the rates for transactions created from now on (an outage, a storm, a
+    /// return to calm).
+    pub fn set_config(&self, config: FaultConfig) {
+        self.state.lock().config = config;
+    }
+
+    pub fn config(&self) -> FaultConfig {
+        self.state.lock().config
+    }
 }
 
 struct FaultyDatabase {
     inner: Database,
-    config: FaultConfig,
     state: Arc<Mutex<FaultState>>,
 }
 
 impl DatabaseEngine for FaultyDatabase {
     fn create_transaction(&self) -> Result<Arc<dyn TransactionEngine>> {
-        Ok(Arc::new(FaultyTransaction {
-            inner: self.inner.create_transaction()?,
-            config: self.config,
-            state: self.state.clone(),
-        }))
+        Ok(Arc::new(FaultyTransaction { inner: self.inner.create_transaction()?, state: self.state.clone() }))
     }
 }
 
+/// Draws its faults from the wrapper's configuration at the moment of each operation, not
+/// as it was when the transaction began: a transaction retried through an outage commits
+/// once the outage ends.
 struct FaultyTransaction {
     inner: Transaction,
-    config: FaultConfig,
     state: Arc<Mutex<FaultState>>,
 }
 
@@ -124,6 +133,10 @@ enum CommitFault {
 }
 
 impl FaultyTransaction {
+    fn config(&self) -> FaultConfig {
+        self.state.lock().config
+    }
+
     fn chance(&self, rate: f64) -> bool {
         rate > 0.0 && self.state.lock().rng.next_f64() < rate
     }
@@ -135,9 +148,10 @@ impl FaultyTransaction {
     async fn maybe_delay(&self) {
         let delay = {
             let mut st = self.state.lock();
-            if self.config.latency_rate > 0.0 && st.rng.next_f64() < self.config.latency_rate {
+            let c = st.config;
+            if c.latency_rate > 0.0 && st.rng.next_f64() < c.latency_rate {
                 st.counts.delays += 1;
-                Some(self.config.latency_max.mul_f64(st.rng.next_f64()))
+                Some(c.latency_max.mul_f64(st.rng.next_f64()))
             } else {
                 None
             }
@@ -149,7 +163,7 @@ impl FaultyTransaction {
 
     async fn before_read(&self) -> Result<()> {
         self.maybe_delay().await;
-        if self.chance(self.config.too_old_rate) {
+        if self.chance(self.config().too_old_rate) {
             self.count(|c| c.too_old += 1);
             return Err(Error::with_context(ErrorCode::TransactionTooOld, "injected by the fault wrapper"));
         }
@@ -157,8 +171,8 @@ impl FaultyTransaction {
     }
 
     fn draw_commit_fault(&self) -> CommitFault {
-        let c = &self.config;
         let mut st = self.state.lock();
+        let c = st.config;
         let mut roll = |rate: f64| rate > 0.0 && st.rng.next_f64() < rate;
         if roll(c.not_committed_rate) {
             CommitFault::NotCommitted
@@ -232,11 +246,12 @@ impl TransactionEngine for FaultyTransaction {
     }
 
     fn watch(&self, key: &[u8]) -> Watch {
-        if !self.chance(self.config.watch_error_rate) {
+        let config = self.config();
+        if !self.chance(config.watch_error_rate) {
             return self.inner.watch(key);
         }
         self.count(|c| c.watch_errors += 1);
-        let delay = self.config.latency_max.mul_f64(self.state.lock().rng.next_f64());
+        let delay = config.latency_max.mul_f64(self.state.lock().rng.next_f64());
         // Drop the real watch: a failed watch no longer waits on the key.
         Watch::new(
             async move {
@@ -307,5 +322,32 @@ impl SplitMix64 {
 
     fn next_f64(&mut self) -> f64 {
         (self.next_u64() >> 11) as f64 / (1u64 << 53) as f64
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+
+    #[tokio::test]
+    async fn a_transaction_retried_through_an_outage_commits_once_it_ends() {
+        let db = crate::embedded::open_in_memory();
+        let outage = FaultConfig { not_committed_rate: 1.0, ..FaultConfig::default() };
+        let (faulty, handle) = wrap(db.clone(), outage, 1);
+        let ends = async {
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            handle.set_config(FaultConfig::default());
+        };
+        let write = faulty.run(|tx, _| async move {
+            tx.set(b"k", b"v");
+            Ok::<_, Error>(())
+        });
+        let (written, ()) = tokio::join!(write, ends);
+        written.expect("the retried transaction commits after the outage");
+        assert!(handle.counts().not_committed >= 2, "it failed during the outage: {:?}", handle.counts());
+        let tx = db.create_transaction().unwrap();
+        assert_eq!(tx.get(b"k").await.unwrap().as_deref(), Some(&b"v"[..]));
     }
 }

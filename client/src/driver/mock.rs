@@ -15,6 +15,7 @@
 //! re-attaches and the task exits when `run_for` has passed since its start (at once if
 //! it passed while no client ran).
 
+use std::collections::BTreeMap;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
@@ -93,11 +94,48 @@ impl MockConfig {
 
 pub struct MockDriver {
     clock: Arc<dyn Clock>,
+    /// The node the tasks run on, for [`live_tasks`].
+    node: String,
 }
 
 impl MockDriver {
-    pub fn new(clock: Arc<dyn Clock>) -> Self {
-        Self { clock }
+    pub fn new(clock: Arc<dyn Clock>, node: impl Into<String>) -> Self {
+        Self { clock, node: node.into() }
+    }
+}
+
+/// A running mock task: (node, allocation, task).
+pub type LiveKey = (String, String, String);
+
+/// The mock tasks running in this process, and how many of each: what the simulator
+/// compares with what the servers assigned (a count above one is a task running twice).
+/// A task counts from its start (or re-attach) until its timer ends, it is killed, or
+/// its client goes away.
+pub fn live_tasks() -> BTreeMap<LiveKey, usize> {
+    LIVE.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clone()
+}
+
+static LIVE: std::sync::Mutex<BTreeMap<LiveKey, usize>> = std::sync::Mutex::new(BTreeMap::new());
+
+/// Counts one running task while it lives.
+struct Live(LiveKey);
+
+impl Live {
+    fn new(key: LiveKey) -> Live {
+        *LIVE.lock().unwrap_or_else(std::sync::PoisonError::into_inner).entry(key.clone()).or_default() += 1;
+        Live(key)
+    }
+}
+
+impl Drop for Live {
+    fn drop(&mut self) {
+        let mut live = LIVE.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some(n) = live.get_mut(&self.0) {
+            *n -= 1;
+            if *n == 0 {
+                live.remove(&self.0);
+            }
+        }
     }
 }
 
@@ -105,6 +143,11 @@ impl MockDriver {
 struct Persisted {
     config: OpaqueMap,
     started_at_ns: i64,
+    /// Which task this is (absent in handles written before they were recorded).
+    #[serde(default)]
+    alloc_id: String,
+    #[serde(default)]
+    task: String,
 }
 
 /// Where a fresh task writes its `stdout_string`.
@@ -158,8 +201,14 @@ impl Driver for MockDriver {
                     every: config.stdout_repeat_duration,
                 })
             };
-            let persisted = Persisted { config: spec.config.clone(), started_at_ns: self.clock.now_ns() };
-            Ok(spawn_task(config.run_for, &config, persisted, output))
+            let persisted = Persisted {
+                config: spec.config.clone(),
+                started_at_ns: self.clock.now_ns(),
+                alloc_id: spec.alloc_id.to_string(),
+                task: spec.task.clone(),
+            };
+            let live = Live::new((self.node.clone(), persisted.alloc_id.clone(), persisted.task.clone()));
+            Ok(spawn_task(config.run_for, &config, persisted, output, live))
         })
     }
 
@@ -170,7 +219,8 @@ impl Driver for MockDriver {
             let config = MockConfig::parse(&p.config).map_err(|e| DriverError::Reattach(e.to_string()))?;
             let elapsed = u64::try_from(self.clock.now_ns().saturating_sub(p.started_at_ns)).unwrap_or(0);
             let remaining = config.run_for.saturating_sub(Duration::from_nanos(elapsed));
-            Ok(spawn_task(remaining, &config, p, None))
+            let live = Live::new((self.node.clone(), p.alloc_id.clone(), p.task.clone()));
+            Ok(spawn_task(remaining, &config, p, None, live))
         })
     }
 }
@@ -181,13 +231,16 @@ fn spawn_task(
     config: &MockConfig,
     persisted: Persisted,
     output: Option<Output>,
+    live: Live,
 ) -> Box<dyn TaskHandle> {
     let (exit_tx, exit_rx) = watch::channel(None);
     let (signal_tx, signal_rx) = mpsc::unbounded_channel();
     let exit = config.exit();
     let kill_after = config.kill_after;
     tokio::spawn(async move {
-        if let Some(result) = run(remaining, exit, kill_after, output, signal_rx).await {
+        let result = run(remaining, exit, kill_after, output, signal_rx).await;
+        drop(live);
+        if let Some(result) = result {
             let _ = exit_tx.send(Some(result));
         }
     });
@@ -338,7 +391,7 @@ mod tests {
     #[tokio::test]
     async fn task_exits_with_its_configured_result_after_run_for() {
         let dir = tempfile::tempdir().unwrap();
-        let driver = MockDriver::new(Arc::new(ManualClock::new(0)));
+        let driver = MockDriver::new(Arc::new(ManualClock::new(0)), "test-node");
         let config = json!({"run_for": "50ms", "exit_code": 2, "stdout_string": "hello\n", "stdout_repeat": 1, "stdout_repeat_duration": "1ms"});
         let handle = driver.start(spec(dir.path(), config)).await.unwrap();
         assert_eq!(handle.wait().await, ExitResult::code(2));
@@ -347,9 +400,23 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_running_task_is_counted_live_until_it_exits_and_a_reattached_one_again() {
+        let dir = tempfile::tempdir().unwrap();
+        let driver = MockDriver::new(Arc::new(ManualClock::new(0)), "live-node");
+        let key = ("live-node".to_owned(), "a1".to_owned(), "t".to_owned());
+        let handle = driver.start(spec(dir.path(), json!({"run_for": "20ms"}))).await.unwrap();
+        assert_eq!(live_tasks().get(&key), Some(&1));
+        let again = driver.reattach(handle.persisted()).await.unwrap();
+        assert_eq!(live_tasks().get(&key), Some(&2), "a second instance of one task shows as 2");
+        handle.wait().await;
+        again.wait().await;
+        assert_eq!(live_tasks().get(&key), None, "an exited task is not live");
+    }
+
+    #[tokio::test]
     async fn start_errors_carry_their_recoverability() {
         let dir = tempfile::tempdir().unwrap();
-        let driver = MockDriver::new(Arc::new(ManualClock::new(0)));
+        let driver = MockDriver::new(Arc::new(ManualClock::new(0)), "test-node");
         let err = driver.start(spec(dir.path(), json!({"start_error": "nope"}))).await.err().unwrap();
         assert_eq!(err, DriverError::Start { message: "nope".to_owned(), recoverable: false });
         let err =
@@ -360,7 +427,7 @@ mod tests {
     #[tokio::test]
     async fn kill_ends_the_task_with_the_signal_and_kill_after_delays_it_until_sigkill() {
         let dir = tempfile::tempdir().unwrap();
-        let driver = MockDriver::new(Arc::new(ManualClock::new(0)));
+        let driver = MockDriver::new(Arc::new(ManualClock::new(0)), "test-node");
         let handle = driver.start(spec(dir.path(), json!({"run_for": "1h"}))).await.unwrap();
         assert_eq!(
             handle.kill(libc::SIGINT, Duration::from_secs(5)).await.unwrap(),
@@ -376,7 +443,7 @@ mod tests {
     async fn reattached_task_runs_only_what_is_left_of_run_for() {
         let dir = tempfile::tempdir().unwrap();
         let clock = Arc::new(ManualClock::new(1_000));
-        let driver = MockDriver::new(clock.clone());
+        let driver = MockDriver::new(clock.clone(), "test-node");
         let handle = driver.start(spec(dir.path(), json!({"run_for": "1h", "exit_code": 4}))).await.unwrap();
         let persisted = handle.persisted();
         drop(handle);

@@ -179,7 +179,7 @@ impl Drivers {
             match name.as_str() {
                 "raw_exec" => drivers
                     .insert(Arc::new(raw_exec::RawExecDriver::new(config.executor.clone(), config.poll_interval))),
-                "mock" => drivers.insert(Arc::new(mock::MockDriver::new(clock.clone()))),
+                "mock" => drivers.insert(Arc::new(mock::MockDriver::new(clock.clone(), config.node_name.clone()))),
                 other => unknown.push(format!(
                     "unknown driver \"{other}\" in the client configuration (known: {})",
                     crate::config::KNOWN_DRIVERS.join(", ")

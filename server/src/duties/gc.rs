@@ -171,11 +171,12 @@ pub async fn collect(store: &Store, env: &Env, config: &GcConfig, held: &Held) -
     for eval in evals {
         let terminal = matches!(eval.status, EvalStatus::Complete | EvalStatus::Failed | EvalStatus::Canceled);
         let threshold = if eval.eval_type == JobType::Batch { config.batch_eval } else { config.eval };
-        if terminal && older_than(eval.modify_time, threshold, now) {
-            if let Some(allocs) = collect_eval(store, held, &eval).await? {
-                done.evals += 1;
-                done.allocs += allocs;
-            }
+        if terminal
+            && older_than(eval.modify_time, threshold, now)
+            && let Some(allocs) = collect_eval(store, held, &eval).await?
+        {
+            done.evals += 1;
+            done.allocs += allocs;
         }
     }
     for job in list_all::<Job>(store, &Tuple::empty()).await? {

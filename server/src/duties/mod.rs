@@ -218,8 +218,9 @@ async fn run_duty(
             Err(e) => warn!(duty = duty.name(), error = %e, "could not take or renew the duty's lease"),
         }
         tokio::select! {
-            () = tokio::time::sleep(duty.interval()) => {}
+            biased;
             _ = stopped.changed() => {}
+            () = tokio::time::sleep(duty.interval()) => {}
         }
     }
     if let Some(h) = held {
