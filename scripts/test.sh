@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs every test layer of stead: the workspace tests (unit, property, conformance, crash
-# recovery, end to end), the same tests built for the madsim simulator, and a compile check
-# of the FoundationDB engine. Installs what is missing first (Debian packages; needs root).
+# recovery, end to end), the same tests built for the madsim simulator, the whole-cluster
+# simulation's seeds, and a compile check of the FoundationDB engine. Installs what is
+# missing first (Debian packages; needs root).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -39,7 +40,13 @@ cargo nextest run --workspace --no-fail-fast
 log "workspace tests under madsim (--cfg madsim)"
 CARGO_TARGET_DIR=target/madsim RUSTFLAGS="--cfg madsim" cargo nextest run --workspace --no-fail-fast
 
-# --- 3. the FoundationDB engine compiles (no libfdb_c needed for check), and the agent ------
+# --- 3. the whole-cluster simulation: 100 seeds of 3 servers x 20 clients x 10 simulated
+# minutes, each in its own process, and 3 of them again to check that a seed replays
+# (docs/simulation.md). A failing seed prints the command that reproduces it.
+log "whole-cluster simulation (scripts/sim.sh)"
+bash scripts/sim.sh --seeds 100 --servers 3 --clients 20 --duration 10m --jobs 2 --determinism 3
+
+# --- 4. the FoundationDB engine compiles (no libfdb_c needed for check), and the agent ------
 # that opens it (`store { fdb { ... } }`)
 log "cargo check -p stead-agent --features fdb"
 cargo check -p stead-agent --features fdb
