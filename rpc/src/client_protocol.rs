@@ -72,16 +72,22 @@ impl ClientProtocol for ClientProtocolService {
         request: Request<pb::WatchAllocationsRequest>,
     ) -> Result<Response<Self::WatchAllocationsStream>, Status> {
         let r = request.into_inner();
-        let stream =
-            clients::watch_node_allocations(self.store.clone(), r.node_id, r.secret_id, r.after_index).map(|item| {
-                item.map(|a| pb::NodeAllocations {
-                    index: a.index,
-                    allocation_json: a.allocs.iter().map(json::encode).collect(),
-                    full: a.full,
-                    removed_ids: a.removed,
-                })
-                .map_err(status)
-            });
+        let stream = clients::watch_node_allocations(
+            self.store.clone(),
+            r.node_id,
+            r.secret_id,
+            r.after_index,
+            r.accepts_changes,
+        )
+        .map(|item| {
+            item.map(|a| pb::NodeAllocations {
+                index: a.index,
+                allocation_json: a.allocs.iter().map(json::encode).collect(),
+                full: a.full,
+                removed_ids: a.removed,
+            })
+            .map_err(status)
+        });
         Ok(Response::new(Box::pin(stream)))
     }
 

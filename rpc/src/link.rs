@@ -61,9 +61,11 @@ fn apply_change(
         set.remove(id);
     }
     for mut alloc in changed {
-        // A job version collected meanwhile: keep the one already known.
+        // Its job version collected meanwhile: keep the one already known, if it is that
+        // version.
         if alloc.job.is_none()
             && let Some(before) = set.get_mut(alloc.id.as_str())
+            && before.job.as_ref().is_some_and(|j| j.version == alloc.job_version)
         {
             alloc.job = before.job.take();
         }
@@ -209,6 +211,7 @@ impl ServerLink for GrpcServerLink {
                     node_id: node_id.to_string(),
                     secret_id: secret_id.clone(),
                     after_index,
+                    accepts_changes: true,
                 };
                 match ClientProtocolClient::new(channel).watch_allocations(req).await {
                     Ok(r) => return Ok(r.into_inner()),
@@ -304,6 +307,11 @@ mod tests {
         let next = next.unwrap();
         assert_eq!(ids(&next), [("b".to_owned(), 2), ("c".to_owned(), 3)]);
         assert_eq!(next.allocs[0].job.as_ref().map(|j| j.id.to_string()), Some("web".to_owned()));
+        // A new version of b whose job version is gone: not the old version's job.
+        let mut newer = alloc("b", 5, None);
+        newer.job_version = 1;
+        let next = apply_change(&mut known, message(false, &[newer], &[])).unwrap();
+        assert!(next.allocs[0].job.is_none(), "{:?}", next.allocs[0].job);
         // A whole set again replaces everything.
         let again = apply_change(&mut known, message(true, &[alloc("d", 4, None)], &[]));
         assert_eq!(ids(&again.unwrap()), [("d".to_owned(), 4)]);

@@ -290,34 +290,39 @@ fn sent_of(allocs: &[Allocation]) -> Sent {
     allocs.iter().map(|a| (a.id.to_string(), a.alloc_modify_index)).collect()
 }
 
-/// A stream of `node_id`'s allocations: the whole set at once, then what changed each
-/// time the servers change some (placed, stopped, updated: those allocations; collected:
-/// their IDs). Ends after the first error. `_after_index` (the index of the last set the client saw) is accepted for the
-/// protocol's sake: the first set always comes at once, since a resumed watch cannot know
-/// what the client kept, and the client takes a set it has seen as a no-op.
+/// A stream of `node_id`'s allocations: the whole set at once, then, with `changes`, what
+/// changed each time the servers change some (placed, stopped, updated: those
+/// allocations; collected: their IDs), or without it the whole set again (for clients that
+/// do not take changes, so servers can be upgraded before their clients). Ends after the
+/// first error, or when the store has failed for [`WATCH_FAILING_MAX`] (the client then
+/// watches through another server). `_after_index` (the index of the last set the client
+/// saw) is accepted for the protocol's sake: the first set always comes at once, since a
+/// resumed watch cannot know what the client kept.
 ///
 /// It wakes on the node's usage record (placements change it) and on the node's
 /// allocation stamp (stops, updates, garbage collection), reads the node's allocations,
-/// and sends them when their `AllocModifyIndex`es differ from what it sent.
+/// and sends when their `AllocModifyIndex`es differ from what it sent.
 pub fn watch_node_allocations(
     store: Store,
     node_id: String,
     secret_id: String,
     _after_index: u64,
+    changes: bool,
 ) -> impl Stream<Item = Result<NodeAllocations>> + Send + 'static {
     struct State {
         store: Store,
         node_id: String,
         secret_id: String,
+        changes: bool,
         sent: Option<Sent>,
         done: bool,
     }
-    let state = State { store, node_id, secret_id, sent: None, done: false };
+    let state = State { store, node_id, secret_id, changes, sent: None, done: false };
     futures::stream::unfold(state, |mut s| async move {
         if s.done {
             return None;
         }
-        let result = match next_allocations(&s.store, &s.node_id, &s.secret_id, s.sent.as_ref()).await {
+        let result = match next_allocations(&s.store, &s.node_id, &s.secret_id, s.sent.as_ref(), s.changes).await {
             Ok((item, now)) => {
                 s.sent = Some(now);
                 Ok(item)
@@ -331,23 +336,35 @@ pub fn watch_node_allocations(
     })
 }
 
-/// Store failures a watch rides out (retrying with backoff) instead of ending the stream:
-/// the client would only open a new one and be sent everything again.
+/// Store failures a watch rides out (retrying with backoff) instead of ending the stream
+/// at once, since the client would only open a new one and be sent everything again; but
+/// not forever, since a server that lost its store would hold the client's watch.
 const WATCH_RETRY_MAX: Duration = Duration::from_secs(2);
+pub const WATCH_FAILING_MAX: Duration = Duration::from_secs(30);
 
 async fn next_allocations(
     store: &Store,
     node_id: &str,
     secret_id: &str,
     sent: Option<&Sent>,
+    changes: bool,
 ) -> Result<(NodeAllocations, Sent)> {
     let mut backoff = Duration::from_millis(50);
+    let mut failing_since = None;
     loop {
-        match look(store, node_id, secret_id, sent).await {
+        match look(store, node_id, secret_id, sent, changes).await {
             Ok(Some(item)) => return Ok(item),
-            Ok(None) => backoff = Duration::from_millis(50),
+            Ok(None) => {
+                backoff = Duration::from_millis(50);
+                failing_since = None;
+            }
             Err(e @ (ServerError::NotFound(_) | ServerError::Unauthorized(_))) => return Err(e),
             Err(e) => {
+                let since = *failing_since.get_or_insert_with(tokio::time::Instant::now);
+                if since.elapsed() >= WATCH_FAILING_MAX {
+                    tracing::warn!(node = node_id, error = %e, "allocation watch: the store keeps failing; ending the watch");
+                    return Err(e);
+                }
                 tracing::debug!(node = node_id, error = %e, "allocation watch: store failure; retrying");
                 tokio::time::sleep(backoff).await;
                 backoff = (backoff * 2).min(WATCH_RETRY_MAX);
@@ -365,6 +382,7 @@ async fn look(
     node_id: &str,
     secret_id: &str,
     sent: Option<&Sent>,
+    changes: bool,
 ) -> Result<Option<(NodeAllocations, Sent)>> {
     let tx = store.db.create_transaction()?;
     authorized_node(store, &tx, node_id, secret_id).await?;
@@ -372,15 +390,16 @@ async fn look(
     let now = sent_of(&allocs);
     if sent.is_none_or(|sent| *sent != now) {
         let index = u64::try_from(tx.get_read_version().await?).unwrap_or(0);
+        let full = sent.is_none() || !changes;
         let (changed, removed) = match sent {
-            None => (allocs, Vec::new()),
-            Some(sent) => (
+            Some(sent) if !full => (
                 allocs.into_iter().filter(|a| sent.get(a.id.as_str()) != Some(&a.alloc_modify_index)).collect(),
                 sent.keys().filter(|id| !now.contains_key(*id)).cloned().collect(),
             ),
+            _ => (allocs, Vec::new()),
         };
         let allocs = with_jobs(store, &tx, changed).await?;
-        return Ok(Some((NodeAllocations { index, full: sent.is_none(), allocs, removed }, now)));
+        return Ok(Some((NodeAllocations { index, full, allocs, removed }, now)));
     }
     let usage = tx.watch(&store.usage_key(node_id));
     let stamp = tx.watch(&store.node_allocs_key(node_id));

@@ -497,9 +497,26 @@ pub async fn dispatch(
     let suffix = format!("{:08x}", env.entropy.next_u64() as u32);
     let committed = store
         .db
-        .run_committed(|tx, _| {
+        .run_committed(|tx, maybe_committed| {
             let (eval_id, suffix) = (eval_id.clone(), suffix.clone());
             async move {
+                let prefix =
+                    if request.id_prefix_template.is_empty() { "dispatch" } else { &request.id_prefix_template };
+                // The same ID in every attempt (its parts are fixed outside the loop).
+                let child_id = format!("{job_id}/{prefix}-{}-{suffix}", now / 1_000_000_000);
+                if maybe_committed.0 {
+                    // An earlier attempt may have launched it: then it is this dispatch's.
+                    let child_key = record_keys::job(namespace, &child_id);
+                    let child = store.ks.get::<Job>(&tx, &child_key, ReadMode::Snapshot).await?;
+                    if let Some(child) = child.filter(|c| c.submit_time == now) {
+                        let eval = store
+                            .ks
+                            .get::<Evaluation>(&tx, &record_keys::eval(namespace, &eval_id), ReadMode::Snapshot)
+                            .await?;
+                        let earlier = Some(child.create_index);
+                        return Ok((child_id, eval.map(|e| e.id), child.create_index, earlier));
+                    }
+                }
                 let Some(parent) =
                     store.ks.get::<Job>(&tx, &record_keys::job(namespace, job_id), ReadMode::Serializable).await?
                 else {
@@ -515,12 +532,9 @@ pub async fn dispatch(
                     let stored =
                         store.ks.get::<Job>(&tx, &record_keys::job(namespace, &child), ReadMode::Snapshot).await?;
                     if let Some(stored) = stored.filter(|j| !j.stop) {
-                        return Ok((child, None, stored.create_index));
+                        return Ok((child, None, stored.create_index, None));
                     }
                 }
-                let prefix =
-                    if request.id_prefix_template.is_empty() { "dispatch" } else { &request.id_prefix_template };
-                let child_id = format!("{job_id}/{prefix}-{}-{suffix}", now / 1_000_000_000);
                 let mut child = parent.clone();
                 child.id = child_id.clone().into();
                 child.name = child_id.clone();
@@ -536,13 +550,13 @@ pub async fn dispatch(
                 if let Some(key) = &token_key {
                     tx.set(key, child_id.as_bytes());
                 }
-                Ok::<_, ServerError>((child_id, written.eval_id, 0))
+                Ok::<_, ServerError>((child_id, written.eval_id, 0, None))
             }
         })
         .await?;
-    let index = u64::try_from(committed.commit.version).unwrap_or(0);
-    let (child, eval_id, create_index) = committed.value;
-    let new = eval_id.is_some();
+    let (child, eval_id, create_index, earlier) = committed.value;
+    let index = earlier.unwrap_or(u64::try_from(committed.commit.version).unwrap_or(0));
+    let new = eval_id.is_some() || earlier.is_some();
     Ok(Dispatched {
         dispatched_job_id: child,
         eval_id,

@@ -162,7 +162,7 @@ async fn the_allocation_watch_sends_at_once_and_again_when_the_nodes_allocations
     let store = store();
     let env = Env::system();
     clients::register(&store, &env, &quick(), client_node("n1")).await.unwrap();
-    let mut watch = Box::pin(clients::watch_node_allocations(store.clone(), "n1".into(), "secret-n1".into(), 0));
+    let mut watch = Box::pin(clients::watch_node_allocations(store.clone(), "n1".into(), "secret-n1".into(), 0, true));
     let first = watch.next().await.unwrap().unwrap();
     assert!(first.full && first.allocs.is_empty());
 
@@ -190,9 +190,28 @@ async fn the_allocation_watch_sends_at_once_and_again_when_the_nodes_allocations
     assert!(third.allocs.iter().all(|a| a.desired_status == stead_store::model::AllocDesiredStatus::Stop));
     workers.shutdown().await;
 
-    let wrong = clients::watch_node_allocations(store.clone(), "n1".into(), "nope".into(), 0);
+    let wrong = clients::watch_node_allocations(store.clone(), "n1".into(), "nope".into(), 0, true);
     let err = Box::pin(wrong).next().await.unwrap().unwrap_err();
     assert!(matches!(err, ServerError::Unauthorized(_)));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_watch_for_a_client_that_takes_no_changes_sends_the_whole_set_each_time() {
+    let store = store();
+    let env = Env::system();
+    clients::register(&store, &env, &quick(), client_node("n1")).await.unwrap();
+    let mut watch = Box::pin(clients::watch_node_allocations(store.clone(), "n1".into(), "secret-n1".into(), 0, false));
+    assert!(watch.next().await.unwrap().unwrap().full);
+    let (workers, mut rx) = start_workers(&store, &env, fast_config(1));
+    jobs::register(&store, &env, fixtures::job("a", JobType::Service, 1, 100, 128), None).await.unwrap();
+    wait_until(&mut rx, |r| r.len() == 1).await;
+    let second = tokio::time::timeout(Duration::from_secs(30), watch.next()).await.unwrap().unwrap().unwrap();
+    assert_eq!((second.full, second.allocs.len()), (true, 1));
+    jobs::register(&store, &env, fixtures::job("b", JobType::Service, 1, 100, 128), None).await.unwrap();
+    wait_until(&mut rx, |r| r.len() == 1).await;
+    let third = tokio::time::timeout(Duration::from_secs(30), watch.next()).await.unwrap().unwrap().unwrap();
+    assert_eq!((third.full, third.allocs.len()), (true, 2), "the whole set, not only b's allocation");
+    workers.shutdown().await;
 }
 
 #[tokio::test]

@@ -176,3 +176,34 @@ async fn a_stop_retried_after_an_unknown_result_says_whether_it_changed_the_job(
         assert_eq!(stops, 1, "job {job}: one JobDeregistered");
     }
 }
+
+#[tokio::test]
+async fn a_dispatch_retried_after_an_unknown_result_launches_one_child_and_reports_it() {
+    // Found in review: the retry of a dispatch whose commit had landed tried to register
+    // the same child again and answered 409 (Conflict) for a dispatch that succeeded.
+    let db = stead_store::embedded::open_in_memory();
+    let raw = stead_server::Store::new(db.clone());
+    let env = Env::system();
+    let mut parent = fixtures::job("batch", JobType::Batch, 1, 100, 128);
+    parent.parameterized_job = Some(Default::default());
+    jobs::register(&raw, &env, parent, None).await.unwrap();
+    let config = stead_store::fault::FaultConfig { unknown_result_applied_rate: 0.5, ..Default::default() };
+    let (faulty, faults) = stead_store::fault::wrap(db, config, 5);
+    let store = stead_server::Store::new(faulty);
+    let mut children = Vec::new();
+    for _ in 0..20 {
+        let d = jobs::dispatch(&store, &env, "default", "batch", &jobs::DispatchRequest::default()).await.unwrap();
+        let child = stead_server::reads::job(&raw, "default", &d.dispatched_job_id).await.unwrap().value;
+        assert_eq!(child.create_index, d.job_create_index, "the child the answer names, created at its index");
+        assert_eq!(d.index, d.job_create_index);
+        children.push(d.dispatched_job_id);
+    }
+    assert!(faults.counts().unknown_applied > 5, "unknown results were injected: {:?}", faults.counts());
+    let events = all_events(&raw).await;
+    for child in &children {
+        let registered = events.iter().filter(|e| e.key == *child && e.event_type == "JobRegistered").count();
+        assert_eq!(registered, 1, "{child}: launched once");
+    }
+    let all = stead_server::reads::list_jobs(&raw, "default", "").await.unwrap().value;
+    assert_eq!(all.len(), 21, "the parent and one child per dispatch");
+}

@@ -28,7 +28,7 @@ async fn a_stopped_job_is_collected_with_its_evaluations_and_allocations_after_f
     workers.shutdown().await;
     let held = duties::acquire(&store, &env, "gc", "t", Duration::from_secs(1_000_000)).await.unwrap().unwrap();
     let node = only_node_id(&store).await;
-    let mut watch = Box::pin(clients::watch_node_allocations(store.clone(), node, String::new(), 0));
+    let mut watch = Box::pin(clients::watch_node_allocations(store.clone(), node, String::new(), 0, true));
     let first = watch.next().await.unwrap().unwrap();
     assert_eq!((first.full, first.allocs.len()), (true, 3), "two stopped, one live");
     let old_ids: Vec<String> =

@@ -16,6 +16,9 @@
 //!   there are no more events than writes that may have committed) or go back in index.
 //!
 //! Liveness (after the quiet phase):
+//! * `node-not-ready`: a client's node is not registered and ready again (a look at which
+//!   one is not does not count for the other checks, which judge ready nodes);
+//! * `allocation-never-started`: an allocation the servers want running is still pending;
 //! * `job-below-count`: a running service job does not have its count of live
 //!   allocations, or a system job misses a ready node;
 //! * `evaluation-stuck`: evaluations are still ready or leased;
@@ -276,19 +279,23 @@ impl Checker {
             }
         }
         let log = self.log.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clone();
-        let mut writes: BTreeMap<&str, (Vec<u64>, usize)> = BTreeMap::new();
+        let mut writes: BTreeMap<&str, (Vec<(u64, bool)>, usize)> = BTreeMap::new();
         for w in log.iter().filter(|w| w.kind != WriteKind::StopStopped) {
             let e = writes.entry(w.job.as_str()).or_default();
+            // Every write has its event at its commit; only registers (or a write still
+            // in flight, which may be one) may account for a JobRegistered event.
+            let register = matches!(w.kind, WriteKind::Register { .. }) || w.outcome == Outcome::InFlight;
             match w.outcome {
-                Outcome::Acked(i) => e.0.push(i),
-                Outcome::Unknown | Outcome::InFlight => e.1 += 1,
+                Outcome::Acked(i) => e.0.push((i, register)),
+                Outcome::Unknown | Outcome::InFlight if register => e.1 += 1,
+                Outcome::Unknown | Outcome::InFlight => {}
             }
         }
         for (job, (acked, unknown)) in writes {
             self.checks += 1;
             let seen = self.job_events.get(job).cloned().unwrap_or_default();
             let read_up_to = self.events_after;
-            for index in acked.iter().filter(|i| **i <= read_up_to) {
+            for index in acked.iter().map(|(i, _)| i).filter(|i| **i <= read_up_to) {
                 if !seen.iter().any(|(i, _)| i == index) {
                     self.fail(
                         "event-missing",
@@ -304,13 +311,13 @@ impl Checker {
             // Registers the workload made (not a child's launch or a GC) carry events of
             // their own: no more than the writes that may have committed.
             let registered = seen.iter().filter(|(_, t)| t == "JobRegistered").count();
-            if registered > acked.len() + unknown {
+            let registers = acked.iter().filter(|(_, register)| *register).count();
+            if registered > registers + unknown {
                 self.fail(
                     "event-extra",
                     job.to_owned(),
                     format!(
-                        "job {job}: {registered} JobRegistered events for {} acknowledged and {unknown} unknown writes (events {seen:?}, acknowledged at {acked:?})",
-                        acked.len()
+                        "job {job}: {registered} JobRegistered events for {registers} acknowledged and {unknown} unknown registers (events {seen:?}, acknowledged at {acked:?})"
                     ),
                     at_secs,
                 );
@@ -329,6 +336,21 @@ impl Checker {
         let evals: Vec<Evaluation> = all(&self.store).await;
         let ready: Vec<&Node> =
             nodes.iter().filter(|n| n.status == NodeStatus::Ready && self.clients.contains(&n.name)).collect();
+        // Every client is back: registered and ready (the checks below look at ready nodes).
+        for name in &self.clients {
+            self.checks += 1;
+            if !ready.iter().any(|n| n.name == *name) {
+                fail(NODE_NOT_READY, format!("node {name} is not registered and ready"));
+            }
+        }
+        // Every allocation the servers want running has been started by its client.
+        for a in allocs.iter().filter(|a| live(a) && a.client_status == AllocClientStatus::Pending) {
+            self.checks += 1;
+            fail(
+                "allocation-never-started",
+                format!("allocation {} ({}) on node {} is still pending", a.id, a.name, a.node_id),
+            );
+        }
         for job in jobs.iter().filter(|j| !j.stop && !j.is_parameterized()) {
             self.checks += 1;
             let mine: Vec<&Allocation> = allocs.iter().filter(|a| a.job_id == job.id && live(a)).collect();
@@ -436,6 +458,19 @@ impl Checker {
 }
 
 use stead_server::Clock as _;
+
+/// The liveness check that says whether a look counts: the others judge ready nodes only.
+pub const NODE_NOT_READY: &str = "node-not-ready";
+
+/// Every liveness check's name.
+pub const LIVENESS: [&str; 6] = [
+    NODE_NOT_READY,
+    "allocation-never-started",
+    "job-below-count",
+    "evaluation-stuck",
+    "lease-held-by-dead-worker",
+    "client-runs-other-allocations",
+];
 
 /// The job's last evaluations, oldest first: what a reader needs to see why it is short.
 fn eval_history(evals: &[Evaluation], job: &Job) -> String {

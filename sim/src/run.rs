@@ -129,25 +129,25 @@ pub async fn run(config: SimConfig) -> Report {
     workload.settle_nodes().await;
     // Each liveness check must hold at some look before the deadline (a restarting task
     // or a client's report in flight can make one flap; one that never holds is stuck).
+    // A look counts only when every client's node is ready again: the other checks judge
+    // ready nodes, and would pass for a node that is not back yet.
     let deadline = start.elapsed() + config.quiet;
-    let mut unmet: Option<BTreeSet<&'static str>> = None;
+    let mut unmet: BTreeSet<&'static str> = crate::checks::LIVENESS.into_iter().collect();
     loop {
         tokio::time::sleep(CHECK_EVERY).await;
         checker.safety(secs()).await;
         let found = checker.liveness(&live_servers(&cluster), secs()).await;
         let failing: BTreeSet<&'static str> = found.iter().map(|v| v.check).collect();
-        let still: BTreeSet<&'static str> = match &unmet {
-            None => failing,
-            Some(before) => before.intersection(&failing).copied().collect(),
-        };
-        if still.is_empty() {
+        if !failing.contains(crate::checks::NODE_NOT_READY) {
+            unmet = unmet.intersection(&failing).copied().collect();
+        }
+        if unmet.is_empty() {
             break;
         }
         if start.elapsed() >= deadline {
-            checker.keep(found.into_iter().filter(|v| still.contains(v.check)).collect());
+            checker.keep(found.into_iter().filter(|v| unmet.contains(v.check)).collect());
             break;
         }
-        unmet = Some(still);
     }
 
     // For a reader chasing a violation: STEAD_SIM_DUMP=<job ID or allocation ID prefix>

@@ -117,6 +117,7 @@ fn the_runner_refuses_bad_flags_with_the_reason() {
         (vec!["--clients", "0"], "--clients must be 1 to 200"),
         (vec!["--duration", "ten"], "ten"),
         (vec!["--frobnicate", "1"], "unknown flag --frobnicate"),
+        (vec!["--seed", "18446744073709551615", "--seeds", "2"], "run past the largest seed"),
     ] {
         let out = Command::new(env!("CARGO_BIN_EXE_stead-sim")).args(&args).output().expect("the runner starts");
         assert_eq!(out.status.code(), Some(2), "{args:?}");

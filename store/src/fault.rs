@@ -93,8 +93,8 @@ impl FaultHandle {
         self.state.lock().counts
     }
 
-    /// Changes the rates for transactions created from now on (an outage, a storm, a
-    /// return to calm).
+    /// Changes the rates (an outage, a storm, a return to calm) for every operation from now
+    /// on, including those of transactions already running.
     pub fn set_config(&self, config: FaultConfig) {
         self.state.lock().config = config;
     }

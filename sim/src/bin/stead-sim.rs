@@ -87,6 +87,12 @@ Usage: stead-sim [--seeds N] [--seed S] [--servers N] [--clients N] [--duration 
         if a.config.servers == 0 || a.config.clients == 0 || a.config.servers > 200 || a.config.clients > 200 {
             return Err("--servers and --clients must be 1 to 200".to_owned());
         }
+        if a.config.seed.checked_add(a.seeds).is_none() {
+            return Err(format!(
+                "--seed {} with --seeds {}: the seeds run past the largest seed",
+                a.config.seed, a.seeds
+            ));
+        }
         Ok(a)
     }
 
@@ -111,8 +117,15 @@ Usage: stead-sim [--seeds N] [--seed S] [--servers N] [--clients N] [--duration 
         flags
     }
 
+    /// `d` as a Go duration that parses back to exactly `d`.
     fn go_duration(d: Duration) -> String {
-        if d.subsec_millis() == 0 { format!("{}s", d.as_secs()) } else { format!("{}ms", d.as_millis()) }
+        if d.subsec_nanos() == 0 {
+            format!("{}s", d.as_secs())
+        } else if d.subsec_nanos() % 1_000_000 == 0 {
+            format!("{}ms", d.as_millis())
+        } else {
+            format!("{}ns", d.as_nanos())
+        }
     }
 
     fn repro(config: &SimConfig) -> String {
@@ -125,12 +138,40 @@ Usage: stead-sim [--seeds N] [--seed S] [--servers N] [--clients N] [--duration 
     /// process-wide counter, so a second run in one process is not the first run again.
     fn run_in_process(config: &SimConfig) -> Result<Value, String> {
         let exe = std::env::current_exe().map_err(|e| format!("cannot find this executable: {e}"))?;
-        let out = std::process::Command::new(exe)
+        let mut child = std::process::Command::new(exe)
             .arg("--run-one")
             .arg(config.seed.to_string())
             .args(config_flags(config))
-            .output()
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
             .map_err(|e| format!("cannot start the seed's process: {e}"))?;
+        // Read both pipes while waiting (a full pipe would stall the child), and end a
+        // seed that takes longer than any seed should (a simulation whose time stopped).
+        let (mut stdout_pipe, mut stderr_pipe) = (child.stdout.take(), child.stderr.take());
+        let stdout_reader = std::thread::spawn(move || read_all(stdout_pipe.as_mut()));
+        let stderr_reader = std::thread::spawn(move || read_all(stderr_pipe.as_mut()));
+        let started = Instant::now();
+        let status = loop {
+            match child.try_wait() {
+                Ok(Some(status)) => break Ok(status),
+                Ok(None) if started.elapsed() > SEED_WALL_MAX => {
+                    let _ = child.kill();
+                    let _ = child.wait();
+                    break Err(format!(
+                        "the run took more than {} s of wall time and was killed",
+                        SEED_WALL_MAX.as_secs()
+                    ));
+                }
+                Ok(None) => std::thread::sleep(Duration::from_millis(20)),
+                Err(e) => break Err(format!("cannot wait for the seed's process: {e}")),
+            }
+        };
+        let out = std::process::Output {
+            status: status?,
+            stdout: stdout_reader.join().unwrap_or_default(),
+            stderr: stderr_reader.join().unwrap_or_default(),
+        };
         let stdout = String::from_utf8_lossy(&out.stdout);
         let report = stdout.lines().last().and_then(|l| serde_json::from_str::<Value>(l).ok());
         match report {
@@ -144,9 +185,24 @@ Usage: stead-sim [--seeds N] [--seed S] [--servers N] [--clients N] [--duration 
         }
     }
 
+    /// What one seed may take: far more than any seed needs (seconds), and far less than
+    /// CI has.
+    const SEED_WALL_MAX: Duration = Duration::from_secs(600);
+
+    fn read_all(pipe: Option<&mut impl std::io::Read>) -> Vec<u8> {
+        let mut out = Vec::new();
+        if let Some(pipe) = pipe {
+            let _ = pipe.read_to_end(&mut out);
+        }
+        out
+    }
+
     fn run_one(config: SimConfig) -> u8 {
         stead_sim::trace::install_from_env();
-        let rt = madsim::runtime::Runtime::with_seed_and_config(config.seed, madsim::Config::default());
+        let mut rt = madsim::runtime::Runtime::with_seed_and_config(config.seed, madsim::Config::default());
+        // A run lasts its duration, its quiet phase and the operations still in flight;
+        // past that madsim stops it (a livelock in simulated time).
+        rt.set_time_limit(config.duration + config.quiet + Duration::from_secs(600));
         let report = rt.block_on(stead_sim::run::run(config));
         println!("{}", report.to_json());
         0
