@@ -15,6 +15,7 @@ use serde_json::Value;
 use stead_model::{Allocation, Job, Node, OpaqueMap, Task, TaskGroup};
 
 use crate::allocdir::TaskDir;
+use crate::driver::{FsIsolation, PortMapping, TaskResources};
 
 /// What a task's environment is built from.
 #[derive(Debug, Clone, Copy)]
@@ -32,6 +33,51 @@ pub struct EnvInput<'a> {
     /// Inherited variables (the client's own, for drivers without isolation), lowest
     /// precedence.
     pub host_env: &'a BTreeMap<String, String>,
+    /// Which paths the task sees: host paths, or `/alloc`, `/local`, `/secrets`.
+    pub isolation: FsIsolation,
+}
+
+/// What the allocation gives `task`: its allocated CPU, cores and memory, else what the
+/// task asked for.
+pub fn task_resources(alloc: &Allocation, task: &Task) -> TaskResources {
+    let given = alloc.allocated_resources.as_ref().and_then(|r| r.tasks.get(&task.name));
+    let asked = task.resources.as_ref();
+    let asked_int = |f: fn(&stead_model::Resources) -> Option<i32>| asked.and_then(f).map(i64::from);
+    TaskResources {
+        cpu_shares: given.map(|r| r.cpu.cpu_shares).or_else(|| asked_int(|r| r.cpu)).unwrap_or(0),
+        cores: given.map(|r| r.cpu.reserved_cores.clone()).unwrap_or_default(),
+        memory_mb: given.map(|r| r.memory.memory_mb).or_else(|| asked_int(|r| r.memory_mb)).unwrap_or(0),
+        memory_max_mb: given.map(|r| r.memory.memory_max_mb).or_else(|| asked_int(|r| r.memory_max_mb)).unwrap_or(0),
+    }
+}
+
+/// The allocation's ports as `task` sees them: the group's networks, then the task's own
+/// (legacy). Each port's IP is its network's, else the host IP the scheduler noted, else
+/// the node's address. Ports outside 1..=65535 (never assigned) are left out.
+pub fn alloc_ports(alloc: &Allocation, node: &Node, task: &Task) -> Vec<PortMapping> {
+    let Some(allocated) = alloc.allocated_resources.as_ref() else { return Vec::new() };
+    let task_networks = allocated.tasks.get(&task.name).map(|t| t.networks.as_slice()).unwrap_or(&[]);
+    let node_ip = node
+        .node_resources
+        .as_ref()
+        .and_then(|r| r.networks.iter().map(|n| n.ip.clone()).find(|ip| !ip.is_empty()))
+        .unwrap_or_default();
+    let mapped_ip = allocated.shared.ports.iter().map(|p| p.host_ip.clone()).find(|ip| !ip.is_empty());
+    let fallback_ip = mapped_ip.unwrap_or(node_ip);
+    let mut ports = Vec::new();
+    for net in allocated.shared.networks.iter().chain(task_networks) {
+        let ip = if net.ip.is_empty() { fallback_ip.clone() } else { net.ip.clone() };
+        for port in net.reserved_ports.iter().chain(&net.dynamic_ports) {
+            let Some(value) = u16::try_from(port.value).ok().filter(|v| *v > 0) else { continue };
+            ports.push(PortMapping {
+                label: port.label.clone(),
+                host_ip: ip.clone(),
+                value,
+                to: u16::try_from(port.to).unwrap_or(0),
+            });
+        }
+    }
+    ports
 }
 
 /// The environment of one task, and the node facts `${...}` may name.
@@ -73,7 +119,7 @@ fn cpuset(cores: &[u16]) -> String {
     parts.join(",")
 }
 
-fn join_host_port(ip: &str, port: i32) -> String {
+fn join_host_port(ip: &str, port: u16) -> String {
     if ip.contains(':') { format!("[{ip}]:{port}") } else { format!("{ip}:{port}") }
 }
 
@@ -101,57 +147,38 @@ impl TaskEnv {
         set("NOMAD_NAMESPACE", namespace.unwrap_or("default").to_owned());
         set("NOMAD_REGION", if job.region.is_empty() { input.region.to_owned() } else { job.region.clone() });
         set("NOMAD_DC", node.datacenter.clone());
-        set("NOMAD_ALLOC_DIR", path(input.alloc_dir));
-        set("NOMAD_TASK_DIR", path(&input.task_dir.local));
-        set("NOMAD_SECRETS_DIR", path(&input.task_dir.secrets));
-
-        let allocated = alloc.allocated_resources.as_ref();
-        let task_resources = allocated.and_then(|r| r.tasks.get(&task.name));
-        let asked = task.resources.as_ref();
-        let cpu = task_resources.map(|r| r.cpu.cpu_shares).or_else(|| asked.and_then(|r| r.cpu).map(i64::from));
-        set("NOMAD_CPU_LIMIT", cpu.unwrap_or(0).to_string());
-        if let Some(r) = task_resources.filter(|r| !r.cpu.reserved_cores.is_empty()) {
-            set("NOMAD_CPU_CORES", cpuset(&r.cpu.reserved_cores));
-        }
-        let memory = task_resources
-            .map(|r| r.memory.memory_mb)
-            .or_else(|| asked.and_then(|r| r.memory_mb).map(i64::from))
-            .unwrap_or(0);
-        set("NOMAD_MEMORY_LIMIT", memory.to_string());
-        let memory_max = task_resources
-            .map(|r| r.memory.memory_max_mb)
-            .or_else(|| asked.and_then(|r| r.memory_max_mb).map(i64::from))
-            .unwrap_or(0);
-        if memory_max > 0 {
-            set("NOMAD_MEMORY_MAX_LIMIT", memory_max.to_string());
-        }
-
-        // Ports: the group's networks, then the task's own (legacy). Each network's IP,
-        // else the host IP the scheduler noted, else the node's address.
-        let node_ip = node
-            .node_resources
-            .as_ref()
-            .and_then(|r| r.networks.iter().map(|n| n.ip.clone()).find(|ip| !ip.is_empty()))
-            .unwrap_or_default();
-        let mapped_ip =
-            allocated.and_then(|r| r.shared.ports.iter().map(|p| p.host_ip.clone()).find(|ip| !ip.is_empty()));
-        let fallback_ip = mapped_ip.unwrap_or(node_ip);
-        let networks = allocated
-            .map(|r| r.shared.networks.iter().chain(task_resources.map(|t| t.networks.as_slice()).unwrap_or(&[])))
-            .into_iter()
-            .flatten();
-        for net in networks {
-            let ip = if net.ip.is_empty() { fallback_ip.clone() } else { net.ip.clone() };
-            for port in net.reserved_ports.iter().chain(&net.dynamic_ports) {
-                let label = clean_env_name(&port.label);
-                let inside = if port.to > 0 { port.to } else { port.value };
-                set(&format!("NOMAD_IP_{label}"), ip.clone());
-                set(&format!("NOMAD_PORT_{label}"), inside.to_string());
-                set(&format!("NOMAD_ADDR_{label}"), join_host_port(&ip, port.value));
-                set(&format!("NOMAD_HOST_IP_{label}"), ip.clone());
-                set(&format!("NOMAD_HOST_PORT_{label}"), port.value.to_string());
-                set(&format!("NOMAD_HOST_ADDR_{label}"), join_host_port(&ip, port.value));
+        match input.isolation {
+            FsIsolation::None => {
+                set("NOMAD_ALLOC_DIR", path(input.alloc_dir));
+                set("NOMAD_TASK_DIR", path(&input.task_dir.local));
+                set("NOMAD_SECRETS_DIR", path(&input.task_dir.secrets));
             }
+            // The task sees its directories mounted at fixed places.
+            FsIsolation::Chroot | FsIsolation::Image => {
+                set("NOMAD_ALLOC_DIR", "/alloc".to_owned());
+                set("NOMAD_TASK_DIR", "/local".to_owned());
+                set("NOMAD_SECRETS_DIR", "/secrets".to_owned());
+            }
+        }
+
+        let resources = task_resources(alloc, task);
+        set("NOMAD_CPU_LIMIT", resources.cpu_shares.to_string());
+        if !resources.cores.is_empty() {
+            set("NOMAD_CPU_CORES", cpuset(&resources.cores));
+        }
+        set("NOMAD_MEMORY_LIMIT", resources.memory_mb.to_string());
+        if resources.memory_max_mb > 0 {
+            set("NOMAD_MEMORY_MAX_LIMIT", resources.memory_max_mb.to_string());
+        }
+        for port in alloc_ports(alloc, node, task) {
+            let label = clean_env_name(&port.label);
+            let ip = port.host_ip.clone();
+            set(&format!("NOMAD_IP_{label}"), ip.clone());
+            set(&format!("NOMAD_PORT_{label}"), port.inside().to_string());
+            set(&format!("NOMAD_ADDR_{label}"), join_host_port(&ip, port.value));
+            set(&format!("NOMAD_HOST_IP_{label}"), ip.clone());
+            set(&format!("NOMAD_HOST_PORT_{label}"), port.value.to_string());
+            set(&format!("NOMAD_HOST_ADDR_{label}"), join_host_port(&ip, port.value));
         }
 
         // Meta merged downward: task over group over job. Both the key as written and
@@ -360,6 +387,7 @@ mod tests {
             alloc_dir: Path::new("/d/alloc/a/alloc"),
             task_dir: &f.task_dir,
             host_env: &f.host_env,
+            isolation: FsIsolation::None,
         })
     }
 

@@ -19,8 +19,8 @@ use stead_model::{Allocation, RestartPolicy, Task, TaskEvent, TaskState, TaskSta
 use tokio::sync::mpsc;
 
 use crate::allocdir::AllocDir;
-use crate::driver::{Driver, DriverError, ExitResult, TaskHandle, TaskSpec, parse_signal};
-use crate::env::{EnvInput, TaskEnv};
+use crate::driver::{Driver, DriverError, ExitResult, FsIsolation, TaskHandle, TaskSpec, parse_signal};
+use crate::env::{EnvInput, TaskEnv, alloc_ports, task_resources};
 use crate::events;
 use crate::logs::LogLimits;
 use crate::restart::{RestartDecision, RestartHistory, TaskOutcome, decide_restart, jittered};
@@ -219,7 +219,10 @@ impl TaskRunner {
                 cmd = self.commands.recv() => Woke::Command(cmd),
             };
             match woke {
-                Woke::Exited(exit) => self.handle_exit(exit),
+                Woke::Exited(exit) => {
+                    self.handle_exit(exit);
+                    handle.cleanup().await;
+                }
                 Woke::Command(cmd) => {
                     self.handle = Some(handle);
                     if !self.handle_command(cmd) {
@@ -320,7 +323,8 @@ impl TaskRunner {
             region: &self.core.config.region,
             alloc_dir: &self.alloc_dir.shared_dir(),
             task_dir: &task_dir,
-            host_env: if driver.inherits_host_env() { &self.core.host_env } else { &no_env },
+            host_env: if driver.fs_isolation() == FsIsolation::None { &self.core.host_env } else { &no_env },
+            isolation: driver.fs_isolation(),
         });
         let config = env.interpolate_config(&task.config);
 
@@ -338,9 +342,12 @@ impl TaskRunner {
             config,
             env: env.into_vars(),
             task_dir: task_dir.dir.clone(),
+            alloc_dir: self.alloc_dir.shared_dir(),
             logs_dir: self.alloc_dir.logs_dir(),
             log_limits: LogLimits::from_config(task.log_config.as_ref()),
             run_dir: run_dir.clone(),
+            resources: task_resources(&alloc, task),
+            ports: alloc_ports(&alloc, &self.core.node, task),
         };
         match driver.start(spec).await {
             Ok(handle) => {
@@ -422,6 +429,7 @@ impl TaskRunner {
         let (signal, timeout) = self.kill_settings().unwrap_or((libc::SIGINT, DEFAULT_KILL_TIMEOUT));
         self.event(events::killing(self.now(), timeout, None));
         let result = handle.kill(signal, timeout).await;
+        handle.cleanup().await;
         self.record.run = RunRecord::Idle;
         match result {
             Ok(exit) => {

@@ -26,7 +26,7 @@ use stead_model::{DriverInfo, OpaqueMap};
 use tokio::sync::{mpsc, watch};
 
 use super::config::ConfigFields;
-use super::{Driver, DriverError, ExitResult, TaskHandle, TaskSpec};
+use super::{Driver, DriverError, ExitResult, FsIsolation, TaskHandle, TaskSpec};
 use crate::clock::Clock;
 use crate::logs::{LogKind, RotatingWriter, log_prefix};
 
@@ -161,6 +161,10 @@ struct Output {
 impl Driver for MockDriver {
     fn name(&self) -> &'static str {
         "mock"
+    }
+
+    fn fs_isolation(&self) -> FsIsolation {
+        FsIsolation::None
     }
 
     fn fingerprint(&self, now_ns: i64) -> DriverInfo {
@@ -339,10 +343,10 @@ impl TaskHandle for MockHandle {
         })
     }
 
-    fn signal(&self, signal: i32) -> Result<(), DriverError> {
+    fn signal(&self, signal: i32) -> BoxFuture<'_, Result<(), DriverError>> {
         // Sending fails only once the task has exited: not an error.
         let _ = self.signals.send(signal);
-        Ok(())
+        Box::pin(async { Ok(()) })
     }
 }
 
@@ -365,9 +369,12 @@ mod tests {
             config: map(config),
             env: Default::default(),
             task_dir: dir.join("t"),
+            alloc_dir: dir.join("alloc"),
             logs_dir: dir.join("logs"),
             log_limits: LogLimits::default(),
             run_dir: dir.join("run"),
+            resources: Default::default(),
+            ports: Vec::new(),
         }
     }
 

@@ -72,11 +72,66 @@ pub struct TaskSpec {
     pub env: BTreeMap<String, String>,
     /// `<alloc>/<task>`: the working directory.
     pub task_dir: PathBuf,
+    /// `<alloc>/alloc`: the directory the group's tasks share (`/alloc` inside
+    /// isolated tasks).
+    pub alloc_dir: PathBuf,
     /// `<alloc>/alloc/logs`: where `<task>.stdout.<n>` / `.stderr.<n>` go.
     pub logs_dir: PathBuf,
     pub log_limits: LogLimits,
     /// The driver's own directory for this attempt (empty, private to the client).
     pub run_dir: PathBuf,
+    /// What the scheduler gave the task.
+    pub resources: TaskResources,
+    /// The allocation's ports, for drivers that map them (docker).
+    pub ports: Vec<PortMapping>,
+}
+
+/// The resources a task was given (from the allocation, else what the task asked).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TaskResources {
+    /// CPU in MHz, used as a relative weight (cgroup shares).
+    pub cpu_shares: i64,
+    /// Cores reserved for the task alone (`resources.cores`); empty if none.
+    pub cores: Vec<u16>,
+    pub memory_mb: i64,
+    /// The hard memory limit when oversubscription is on (`memory_max`); 0 = `memory_mb`.
+    pub memory_max_mb: i64,
+}
+
+impl TaskResources {
+    /// The hard memory limit in MiB: `memory_max` when set above `memory`, else `memory`.
+    pub fn memory_limit_mb(&self) -> i64 {
+        self.memory_max_mb.max(self.memory_mb)
+    }
+}
+
+/// One port of the allocation: `host_ip:value` on the node, `to` inside the task's
+/// network namespace (the same number when `to` is 0).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PortMapping {
+    pub label: String,
+    pub host_ip: String,
+    pub value: u16,
+    pub to: u16,
+}
+
+impl PortMapping {
+    /// The port the task listens on.
+    pub fn inside(&self) -> u16 {
+        if self.to > 0 { self.to } else { self.value }
+    }
+}
+
+/// How a driver isolates a task's files, which decides the paths it sees (Nomad's
+/// `FSIsolation` capability).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FsIsolation {
+    /// The host's file system: host paths, and the client's environment is inherited.
+    None,
+    /// A chroot of the task directory: `/alloc`, `/local`, `/secrets`.
+    Chroot,
+    /// A container image's root with the same three mounts.
+    Image,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -114,7 +169,13 @@ pub trait TaskHandle: Send + Sync {
 
     /// Sends `signal` to the task (to its process group, for process drivers). A task
     /// that already exited is not an error.
-    fn signal(&self, signal: i32) -> Result<(), DriverError>;
+    fn signal(&self, signal: i32) -> BoxFuture<'_, Result<(), DriverError>>;
+
+    /// Frees what the finished attempt still holds (a stopped container). Called once
+    /// the exit is recorded; the handle is not used afterwards.
+    fn cleanup(&self) -> BoxFuture<'_, ()> {
+        Box::pin(async {})
+    }
 
     /// The task's process ID, for drivers that have one.
     fn pid(&self) -> Option<u32> {
@@ -124,12 +185,12 @@ pub trait TaskHandle: Send + Sync {
     /// Sends `signal`, waits up to `timeout`, then SIGKILL; resolves with the exit.
     fn kill(&self, signal: i32, timeout: Duration) -> BoxFuture<'_, Result<ExitResult, DriverError>> {
         Box::pin(async move {
-            if let Err(e) = self.signal(signal) {
+            if let Err(e) = self.signal(signal).await {
                 tracing::warn!(error = %e, signal, "sending the kill signal failed; sending SIGKILL");
             } else if let Ok(exit) = tokio::time::timeout(timeout, self.wait()).await {
                 return Ok(exit);
             }
-            self.signal(libc::SIGKILL)?;
+            self.signal(libc::SIGKILL).await?;
             tokio::time::timeout(KILL_WAIT_MAX, self.wait())
                 .await
                 .map_err(|_| DriverError::Signal(format!("task did not exit {KILL_WAIT_MAX:?} after SIGKILL")))
@@ -144,11 +205,9 @@ pub trait Driver: Send + Sync + 'static {
     /// The driver's health as the node reports it (`Node.Drivers[name]`).
     fn fingerprint(&self, now_ns: i64) -> DriverInfo;
 
-    /// Whether tasks inherit the client's environment (drivers without file-system
-    /// isolation do, as in Nomad).
-    fn inherits_host_env(&self) -> bool {
-        false
-    }
+    /// How the driver isolates a task's files. Tasks of drivers without isolation
+    /// inherit the client's environment and see host paths, as in Nomad.
+    fn fs_isolation(&self) -> FsIsolation;
 
     fn start(&self, spec: TaskSpec) -> BoxFuture<'_, Result<Box<dyn TaskHandle>, DriverError>>;
 

@@ -18,7 +18,7 @@ use stead_model::DriverInfo;
 
 use super::config::ConfigFields;
 use super::process;
-use super::{Driver, DriverError, ExitResult, TaskHandle, TaskSpec};
+use super::{Driver, DriverError, ExitResult, FsIsolation, TaskHandle, TaskSpec};
 use crate::config::ExecutorCommand;
 use crate::executor::{self, ExecExit, ExecSpec, ExecState};
 use crate::state::{read_json, write_json};
@@ -107,8 +107,8 @@ impl Driver for RawExecDriver {
         }
     }
 
-    fn inherits_host_env(&self) -> bool {
-        true
+    fn fs_isolation(&self) -> FsIsolation {
+        FsIsolation::None
     }
 
     fn start(&self, spec: TaskSpec) -> BoxFuture<'_, Result<Box<dyn TaskHandle>, DriverError>> {
@@ -285,16 +285,17 @@ impl TaskHandle for RawExecHandle {
         })
     }
 
-    fn signal(&self, signal: i32) -> Result<(), DriverError> {
-        if self.exited().is_some() {
-            return Ok(());
-        }
-        // Only a group we can vouch for: our executor's, or the task's own if it runs.
-        if !process::is_running(self.state.executor) && !process::is_running(self.state.task) {
-            return Ok(());
-        }
-        process::signal_group(self.state.task.pid, signal)
-            .map_err(|e| DriverError::Signal(format!("signalling process group {}: {e}", self.state.task.pid)))
+    fn signal(&self, signal: i32) -> BoxFuture<'_, Result<(), DriverError>> {
+        let result = if self.exited().is_some()
+            // Only a group we can vouch for: our executor's, or the task's own if it runs.
+            || (!process::is_running(self.state.executor) && !process::is_running(self.state.task))
+        {
+            Ok(())
+        } else {
+            process::signal_group(self.state.task.pid, signal)
+                .map_err(|e| DriverError::Signal(format!("signalling process group {}: {e}", self.state.task.pid)))
+        };
+        Box::pin(async move { result })
     }
 
     fn pid(&self) -> Option<u32> {
