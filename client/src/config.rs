@@ -1,6 +1,7 @@
 //! The client's configuration: a plain struct with Nomad's defaults. The agent fills it from
 //! flags and the HCL `client {}` block; tests and the simulator build it directly.
 
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -8,7 +9,7 @@ use stead_model::StringMap;
 use stead_model::resources::{DYNAMIC_PORT_MAX, DYNAMIC_PORT_MIN};
 
 /// Drivers the client knows how to run.
-pub const KNOWN_DRIVERS: &[&str] = &["raw_exec", "mock"];
+pub const KNOWN_DRIVERS: &[&str] = &["raw_exec", "exec", "docker", "mock"];
 
 #[derive(Debug, Clone)]
 pub struct ClientConfig {
@@ -55,6 +56,11 @@ pub struct ClientConfig {
     pub poll_interval: Duration,
     /// Host environment variables raw_exec tasks do not inherit (Nomad's `env.denylist`).
     pub env_denylist: Vec<String>,
+    /// The docker driver's settings (Nomad's `plugin "docker" { config { ... } }`).
+    pub docker: DockerConfig,
+    /// The exec driver's chroot: host path → path inside the task directory (Nomad's
+    /// `client.chroot_env`). Bind-mounted read-only.
+    pub chroot_env: BTreeMap<String, String>,
     /// fsync every state write. Off, state still survives a crash of the client but not
     /// of the machine: for the simulator and benchmarks, where thousands of clients
     /// share one disk.
@@ -74,6 +80,31 @@ impl ExecutorCommand {
         let program = std::env::current_exe().unwrap_or_else(|_| PathBuf::from("stead"));
         Self { program, args: vec!["executor".to_owned()] }
     }
+}
+
+/// The docker driver's settings.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DockerConfig {
+    /// The daemon's address: `unix:///var/run/docker.sock` (the default), `tcp://...`.
+    pub endpoint: String,
+    /// Whether tasks may set `privileged = true` (Nomad's `allow_privileged`, off).
+    pub allow_privileged: bool,
+    /// Whether tasks may mount host paths with `volumes` (Nomad's `volumes.enabled`).
+    pub volumes_enabled: bool,
+}
+
+impl Default for DockerConfig {
+    fn default() -> Self {
+        Self { endpoint: "unix:///var/run/docker.sock".to_owned(), allow_privileged: false, volumes_enabled: true }
+    }
+}
+
+/// Nomad's default `chroot_env`: what a dynamically linked program needs to run.
+pub fn default_chroot_env() -> BTreeMap<String, String> {
+    ["/bin", "/etc", "/lib", "/lib32", "/lib64", "/run/resolvconf", "/sbin", "/usr"]
+        .into_iter()
+        .map(|p| (p.to_owned(), p.to_owned()))
+        .collect()
 }
 
 /// Resources kept back from tasks (Nomad's `client.reserved`).
@@ -134,6 +165,8 @@ impl Default for ClientConfig {
             max_kill_timeout: Duration::from_secs(30),
             poll_interval: Duration::from_millis(250),
             env_denylist: DEFAULT_ENV_DENYLIST.iter().map(|s| (*s).to_owned()).collect(),
+            docker: DockerConfig::default(),
+            chroot_env: default_chroot_env(),
             durable_state: true,
         }
     }

@@ -47,5 +47,5 @@ pub mod task_runner;
 mod updater;
 
 pub use client::{Client, ClientError, ClientHandle, Platform, ShutdownMode};
-pub use config::{ClientConfig, ExecutorCommand};
+pub use config::{ClientConfig, DockerConfig, ExecutorCommand};
 pub use logs::{LogError, LogFrame, LogKind, LogOrigin, LogRequest, LogStream};
