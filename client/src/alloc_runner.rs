@@ -4,10 +4,11 @@
 //! a new job version is handed to the tasks in place, and an allocation the servers
 //! forgot is killed and its directories removed.
 //!
-//! All tasks start together for now. Lifecycle hooks (prestart / poststart / poststop,
-//! sidecars) are a later step: they fit in `AllocRunner::start_tasks`, which would start
-//! the prestart tasks first and the others as those complete. A `leader` task's death
-//! stops the others, and so does a task that fails.
+//! Tasks start and stop in their lifecycle order ([`crate::lifecycle`]): every task has
+//! a runner from the start, waiting at a gate the alloc runner opens when
+//! [`lifecycle::may_start`] says so; kills go out step by step as [`lifecycle::to_kill`]
+//! says. The allocation stops by itself when a task fails, when the `leader` dies, or
+//! when only sidecars are left.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -17,6 +18,7 @@ use tokio::sync::{mpsc, watch};
 
 use crate::allocdir::AllocDir;
 use crate::events;
+use crate::lifecycle::{self, Member, Role, Stopping};
 use crate::lifetime::Lifetime;
 use crate::shared::ClientCore;
 use crate::task_runner::{TaskCommand, TaskRecord, TaskRunner, TaskUpdate};
@@ -65,7 +67,11 @@ pub(crate) struct AllocRunnerHandle {
 struct TaskSlot {
     commands: mpsc::UnboundedSender<TaskCommand>,
     state: TaskState,
+    role: Role,
     leader: bool,
+    /// Opens (once) when the task may start.
+    gate: watch::Sender<bool>,
+    kill_sent: bool,
 }
 
 pub(crate) struct AllocRunner {
@@ -79,8 +85,10 @@ pub(crate) struct AllocRunner {
     status: watch::Sender<AllocStatus>,
     /// Set when the allocation cannot run at all (no such group, bad ID).
     setup_error: Option<String>,
-    /// Tasks were told to stop; none is started again.
-    stopping: bool,
+    /// Whether and how the tasks are being stopped.
+    stopping: Stopping,
+    /// Recorded on every task the stop kills (`Sibling Task Failed`, ...).
+    stop_events: Vec<stead_model::TaskEvent>,
     destroying: bool,
     last_report: Option<Allocation>,
 }
@@ -112,7 +120,8 @@ impl AllocRunner {
             task_updates_tx,
             status,
             setup_error,
-            stopping: false,
+            stopping: Stopping::No,
+            stop_events: Vec::new(),
             destroying: false,
             last_report: None,
         };
@@ -134,6 +143,7 @@ impl AllocRunner {
     ) {
         self.persist_alloc();
         self.start_tasks(restored);
+        self.advance();
         self.report();
         // The client drops its handle right after sending `Destroy`: the runner goes on
         // until the tasks are dead and the directories removed.
@@ -160,7 +170,7 @@ impl AllocRunner {
         }
     }
 
-    /// Starts a runner per task of the group (all at once: see the module docs).
+    /// Starts a runner per task of the group, each waiting at its gate.
     fn start_tasks(&mut self, mut restored: BTreeMap<String, TaskRecord>) {
         let group = self.alloc.job.as_deref().and_then(|job| job.task_group(&self.alloc.task_group));
         let (Some(group), Some(alloc_dir)) = (group, self.alloc_dir.clone()) else {
@@ -177,13 +187,17 @@ impl AllocRunner {
             let (tx, rx) = mpsc::unbounded_channel();
             let record = restored.remove(&task.name);
             let state = record.as_ref().map_or_else(events::pending_state, |r| r.state.clone());
-            self.tasks.insert(task.name.clone(), TaskSlot { commands: tx, state, leader: task.leader });
+            let (gate, gate_rx) = watch::channel(false);
+            let slot =
+                TaskSlot { commands: tx, state, role: Role::of(task), leader: task.leader, gate, kill_sent: false };
+            self.tasks.insert(task.name.clone(), slot);
             let runner = TaskRunner::new(
                 task.name.clone(),
                 self.alloc.clone(),
                 alloc_dir.clone(),
                 self.core.clone(),
                 rx,
+                gate_rx,
                 self.task_updates_tx.clone(),
             );
             self.lifetime.spawn(runner.run(record));
@@ -200,15 +214,53 @@ impl AllocRunner {
         let was_dead = slot.state.state == TaskStateKind::Dead;
         slot.state = update.state;
         let newly_dead = !was_dead && slot.state.state == TaskStateKind::Dead;
-        if newly_dead && !self.stopping {
+        if newly_dead && self.stopping == Stopping::No {
             let (failed, leader) = (slot.state.failed, slot.leader);
             if failed {
-                self.kill_all(|| vec![events::sibling_failed(now, &update.task)]);
+                self.stop(Stopping::InOrder, vec![events::sibling_failed(now, &update.task)]);
             } else if leader {
-                self.kill_all(|| vec![events::leader_dead(now)]);
+                self.stop(Stopping::InOrder, vec![events::leader_dead(now)]);
             }
         }
+        self.advance();
         self.report();
+    }
+
+    fn members(&self) -> BTreeMap<String, Member<'_>> {
+        self.tasks
+            .iter()
+            .map(|(name, t)| (name.clone(), Member { role: t.role, leader: t.leader, state: &t.state }))
+            .collect()
+    }
+
+    /// Opens the gates of the tasks that may start and sends the kills that are due.
+    fn advance(&mut self) {
+        if self.stopping == Stopping::No && lifecycle::only_sidecars_left(&self.members()) {
+            self.stop(Stopping::InOrder, Vec::new());
+        }
+        let members = self.members();
+        let opening: Vec<String> = members
+            .keys()
+            .filter(|name| !*self.tasks[name.as_str()].gate.borrow())
+            .filter(|name| lifecycle::may_start(&members, name, self.stopping))
+            .cloned()
+            .collect();
+        let killing: Vec<String> = lifecycle::to_kill(&members, self.stopping)
+            .into_iter()
+            .filter(|name| !self.tasks[*name].kill_sent)
+            .map(str::to_owned)
+            .collect();
+        for name in opening {
+            if let Some(slot) = self.tasks.get(&name) {
+                slot.gate.send_replace(true);
+            }
+        }
+        for name in killing {
+            if let Some(slot) = self.tasks.get_mut(&name) {
+                slot.kill_sent = true;
+                let _ = slot.commands.send(TaskCommand::Kill { events: self.stop_events.clone() });
+            }
+        }
     }
 
     fn handle_command(&mut self, command: AllocCommand) {
@@ -225,26 +277,27 @@ impl AllocRunner {
                     }
                 }
                 if matches!(self.alloc.desired_status, AllocDesiredStatus::Stop | AllocDesiredStatus::Evict) {
-                    self.kill_all(Vec::new);
+                    self.stop(Stopping::InOrder, Vec::new());
                 }
-                self.report();
             }
-            AllocCommand::Stop => self.kill_all(Vec::new),
+            AllocCommand::Stop => self.stop(Stopping::Now, Vec::new()),
             AllocCommand::Destroy => {
                 self.destroying = true;
-                self.kill_all(Vec::new);
+                self.stop(Stopping::Now, Vec::new());
             }
         }
+        self.advance();
+        self.report();
     }
 
-    /// Tells every live task to stop (once).
-    fn kill_all(&mut self, events: impl Fn() -> Vec<stead_model::TaskEvent>) {
-        if self.stopping {
-            return;
-        }
-        self.stopping = true;
-        for slot in self.tasks.values().filter(|t| t.state.state != TaskStateKind::Dead) {
-            let _ = slot.commands.send(TaskCommand::Kill { events: events() });
+    /// Starts stopping the tasks (an in-order stop may become immediate, not back).
+    fn stop(&mut self, how: Stopping, events: Vec<stead_model::TaskEvent>) {
+        let escalates = how == Stopping::Now && self.stopping != Stopping::Now;
+        if self.stopping == Stopping::No || escalates {
+            self.stopping = how;
+            if self.stop_events.is_empty() {
+                self.stop_events = events;
+            }
         }
     }
 

@@ -36,6 +36,7 @@ pub mod env;
 pub mod events;
 pub mod executor;
 pub mod fingerprint;
+pub mod lifecycle;
 mod lifetime;
 pub mod link;
 pub mod logs;

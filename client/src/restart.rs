@@ -1,8 +1,9 @@
 //! The restart policy, purely: after a task exits (or fails to start), restart it, and
 //! when? Nomad's semantics (`restart` block, job spec §1.11):
 //!
-//! * A batch (or sysbatch) task that exits successfully is done. A service or system task
-//!   is restarted even after a successful exit: it is meant to run.
+//! * A batch (or sysbatch) task that exits successfully is done, and so is an ephemeral
+//!   lifecycle task (a prestart, poststart or poststop task that is not a sidecar). A
+//!   service or system task is restarted even after a successful exit: it is meant to run.
 //! * `attempts` restarts are allowed per `interval`; the interval starts at the first
 //!   restart after the previous interval ended, and the count resets with it.
 //! * Within the allowance the task restarts after `delay` (the caller adds up to 25%
@@ -54,18 +55,19 @@ pub enum RestartDecision {
 pub fn decide_restart(
     policy: &RestartPolicy,
     job_type: &JobType,
+    ephemeral: bool,
     history: &RestartHistory,
     outcome: &TaskOutcome,
     now_ns: i64,
 ) -> (RestartDecision, RestartHistory) {
-    let batch = matches!(job_type, JobType::Batch | JobType::Sysbatch);
+    let runs_once = ephemeral || matches!(job_type, JobType::Batch | JobType::Sysbatch);
     let attempts = policy.attempts.unwrap_or(0).max(0) as u32;
     let interval = policy.interval.unwrap_or(Nanos::ZERO).as_nanos().max(0);
     let delay = policy.delay.and_then(Nanos::to_std).unwrap_or(Duration::ZERO);
     let no = |failed: bool, reason: &str| (RestartDecision::NoRestart { failed, reason: reason.to_owned() }, *history);
 
     match outcome {
-        TaskOutcome::Exited(exit) if exit.successful() && batch => return no(false, REASON_SUCCESS),
+        TaskOutcome::Exited(exit) if exit.successful() && runs_once => return no(false, REASON_SUCCESS),
         TaskOutcome::StartFailed { recoverable: false } => return no(true, REASON_UNRECOVERABLE),
         _ => {}
     }
@@ -121,11 +123,20 @@ mod tests {
 
     /// Runs `outcomes` at the given seconds; returns each decision in short form.
     fn run(policy: &RestartPolicy, job_type: JobType, steps: &[(i64, TaskOutcome)]) -> Vec<String> {
+        run_task(policy, job_type, false, steps)
+    }
+
+    fn run_task(
+        policy: &RestartPolicy,
+        job_type: JobType,
+        ephemeral: bool,
+        steps: &[(i64, TaskOutcome)],
+    ) -> Vec<String> {
         let mut history = RestartHistory::default();
         steps
             .iter()
             .map(|(at, outcome)| {
-                let (decision, next) = decide_restart(policy, &job_type, &history, outcome, at * S);
+                let (decision, next) = decide_restart(policy, &job_type, ephemeral, &history, outcome, at * S);
                 history = next;
                 match decision {
                     RestartDecision::Restart { delay, reason } => format!("restart in {}s ({reason})", delay.as_secs()),
@@ -146,6 +157,15 @@ mod tests {
     fn service_task_exiting_zero_is_restarted() {
         let p = policy(2, 1800, 15, RestartMode::Fail);
         assert_eq!(run(&p, JobType::Service, &[(0, exit(0))]), vec!["restart in 15s (Restart within policy)"]);
+    }
+
+    #[test]
+    fn an_ephemeral_lifecycle_task_exiting_zero_is_done_even_in_a_service_job_and_a_failure_restarts() {
+        let p = policy(2, 1800, 15, RestartMode::Fail);
+        let done = run_task(&p, JobType::Service, true, &[(0, exit(0))]);
+        assert_eq!(done, vec![format!("stop failed=false ({REASON_SUCCESS})")]);
+        let failed = run_task(&p, JobType::Service, true, &[(0, exit(1))]);
+        assert_eq!(failed, vec!["restart in 15s (Restart within policy)"]);
     }
 
     #[test]

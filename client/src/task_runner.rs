@@ -16,12 +16,13 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 use stead_model::canonicalize::default_restart_policy;
 use stead_model::{Allocation, RestartPolicy, Task, TaskEvent, TaskState, TaskStateKind};
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, watch};
 
 use crate::allocdir::AllocDir;
 use crate::driver::{Driver, DriverError, ExitResult, FsIsolation, TaskHandle, TaskSpec, parse_signal};
 use crate::env::{EnvInput, TaskEnv, alloc_ports, task_resources};
 use crate::events;
+use crate::lifecycle::Role;
 use crate::logs::LogLimits;
 use crate::restart::{RestartDecision, RestartHistory, TaskOutcome, decide_restart, jittered};
 use crate::shared::ClientCore;
@@ -81,6 +82,8 @@ pub(crate) struct TaskRunner {
     core: Arc<ClientCore>,
     record: TaskRecord,
     commands: mpsc::UnboundedReceiver<TaskCommand>,
+    /// True once the task's lifecycle lets it start ([`crate::lifecycle`]).
+    gate: watch::Receiver<bool>,
     updates: mpsc::UnboundedSender<TaskUpdate>,
     handle: Option<Box<dyn TaskHandle>>,
     kill: Option<Vec<TaskEvent>>,
@@ -98,6 +101,7 @@ impl TaskRunner {
         alloc_dir: AllocDir,
         core: Arc<ClientCore>,
         commands: mpsc::UnboundedReceiver<TaskCommand>,
+        gate: watch::Receiver<bool>,
         updates: mpsc::UnboundedSender<TaskUpdate>,
     ) -> Self {
         Self {
@@ -107,6 +111,7 @@ impl TaskRunner {
             core,
             record: TaskRecord { state: events::pending_state(), ..Default::default() },
             commands,
+            gate,
             updates,
             handle: None,
             kill: None,
@@ -201,7 +206,7 @@ impl TaskRunner {
                 return;
             }
             let Some(handle) = self.handle.take() else {
-                if !self.wait_restart_delay().await {
+                if !self.wait_gate().await || !self.wait_restart_delay().await {
                     return;
                 }
                 if self.kill.is_some() {
@@ -246,6 +251,25 @@ impl TaskRunner {
                 true
             }
         }
+    }
+
+    /// Waits until the lifecycle lets the task start, serving commands meanwhile (a kill
+    /// ends the wait). `false` if the alloc runner went away.
+    async fn wait_gate(&mut self) -> bool {
+        while !*self.gate.borrow() && self.kill.is_none() {
+            let cmd = tokio::select! {
+                biased;
+                cmd = self.commands.recv() => cmd,
+                changed = self.gate.changed() => match changed {
+                    Ok(()) => continue,
+                    Err(_) => None,
+                },
+            };
+            if !self.handle_command(cmd) {
+                return false;
+            }
+        }
+        true
     }
 
     /// Waits out a pending restart delay, serving commands meanwhile. `false` if the
@@ -381,8 +405,9 @@ impl TaskRunner {
     fn decide(&mut self, outcome: TaskOutcome) {
         let job_type = self.alloc.job.as_deref().map(|j| j.kind()).unwrap_or_default();
         let now = self.now();
+        let ephemeral = self.task().is_some_and(|t| Role::of(t).ephemeral());
         let (decision, history) =
-            decide_restart(&self.restart_policy(), &job_type, &self.record.restart, &outcome, now);
+            decide_restart(&self.restart_policy(), &job_type, ephemeral, &self.record.restart, &outcome, now);
         self.record.restart = history;
         match decision {
             RestartDecision::Restart { delay, reason } => {
