@@ -14,6 +14,8 @@ dpkg -s libclang-dev >/dev/null 2>&1 || missing+=(libclang-dev)          # bindg
 command -v protoc >/dev/null 2>&1 || missing+=(protobuf-compiler)        # prost-build (gRPC definitions)
 command -v python3 >/dev/null 2>&1 || missing+=(python3)                 # python-nomad end-to-end test
 python3 -c "import venv, ensurepip" >/dev/null 2>&1 || missing+=(python3-venv)
+command -v dockerd >/dev/null 2>&1 || missing+=(docker.io)              # the docker driver's tests
+dpkg -s busybox-static >/dev/null 2>&1 || missing+=(busybox-static)     # the test image (imported, never pulled)
 if ((${#missing[@]})); then
   log "installing ${missing[*]}"
   if [ "$(id -u)" -eq 0 ]; then sudo=""; else sudo="sudo"; fi
@@ -25,7 +27,19 @@ if ! cargo nextest --version >/dev/null 2>&1; then
   cargo install --locked cargo-nextest
 fi
 
+# A Docker daemon for the docker driver's tests: started here when none answers. The
+# tests import their image from busybox-static; nothing is pulled from a registry.
+if ! docker info >/dev/null 2>&1; then
+  log "starting dockerd"
+  nohup dockerd >/tmp/stead-dockerd.log 2>&1 &
+  for _ in $(seq 60); do docker info >/dev/null 2>&1 && break; sleep 0.5; done
+  docker info >/dev/null 2>&1 || { cat /tmp/stead-dockerd.log; echo "dockerd did not start" >&2; exit 1; }
+fi
+
 # CI runs with CI=true: show the whole output of failing tests, never retry silently.
+# This script provides Docker and root, so tests that need them must not skip here:
+# under CI=true they fail instead.
+export CI="${CI:-true}"
 export CARGO_TERM_COLOR=never
 
 # --- 0. formatting (rustfmt.toml) ---------------------------------------------------------

@@ -14,7 +14,8 @@ use std::time::Duration;
 
 use stead_server::{Env, Store, jobs, nodes};
 use stead_store::model::{
-    DrainSpec, Job, JobType, Nanos, ParameterizedJobConfig, PayloadRequirement, RestartMode, RestartPolicy,
+    DrainSpec, Job, JobType, Lifecycle, LifecycleHook, Nanos, ParameterizedJobConfig, PayloadRequirement, RestartMode,
+    RestartPolicy, Task,
 };
 use stead_testkit::fixtures;
 
@@ -161,6 +162,28 @@ impl Workload {
                 mode: Some(RestartMode::Delay),
                 ..RestartPolicy::default()
             });
+        }
+        if self.rng.chance(0.25) {
+            // Lifecycle hooks around the main task: an init task, a sidecar that lives
+            // as long as the main task, and a cleanup task after everything stopped.
+            let main = job.task_groups[0].tasks[0].clone();
+            let hook = |name: &str, hook: LifecycleHook, sidecar: bool, run_for: String| {
+                let mut task = Task {
+                    name: name.to_owned(),
+                    lifecycle: Some(Lifecycle { hook, sidecar, ..Lifecycle::default() }),
+                    restart_policy: None,
+                    ..main.clone()
+                };
+                task.config.retain(|k, _| k == "run_for");
+                task.config.insert("run_for".to_owned(), serde_json::json!(run_for));
+                task
+            };
+            let init_for = format!("{}s", 1 + self.rng.below(3));
+            let cleanup_for = format!("{}s", 1 + self.rng.below(3));
+            let tasks = &mut job.task_groups[0].tasks;
+            tasks.push(hook("init", LifecycleHook::Prestart, false, init_for));
+            tasks.push(hook("proxy", LifecycleHook::Prestart, true, "1h".to_owned()));
+            tasks.push(hook("cleanup", LifecycleHook::Poststop, false, cleanup_for));
         }
         job.canonicalize();
         job
