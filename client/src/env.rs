@@ -99,8 +99,9 @@ fn alloc_index(name: &str) -> Option<u64> {
     name.strip_suffix(']')?.get(open + 1..)?.parse().ok()
 }
 
-/// `0-2,5` for cores 0, 1, 2, 5 (the cpuset format of `NOMAD_CPU_CORES`).
-fn cpuset(cores: &[u16]) -> String {
+/// `0-2,5` for cores 0, 1, 2, 5 (the cpuset format of `NOMAD_CPU_CORES`, and of
+/// `cpuset.cpus`).
+pub(crate) fn cpuset(cores: &[u16]) -> String {
     let mut sorted = cores.to_vec();
     sorted.sort_unstable();
     sorted.dedup();
