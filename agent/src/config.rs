@@ -28,8 +28,19 @@
 //!   servers    = ["10.0.0.1:4647"]   # default: this agent's own server
 //!   node_class = "web"
 //!   node_pool  = "default"
-//!   drivers    = ["raw_exec", "mock"]
+//!   drivers    = ["raw_exec", "exec", "docker", "mock"]
 //!   meta { rack = "r1" }
+//!   min_dynamic_port = 20000             # the range dynamic ports come from
+//!   max_dynamic_port = 32000
+//!   chroot_env = { "/bin" = "/bin" }     # exec's chroot; default: Nomad's list
+//! }
+//!
+//! plugin "docker" {
+//!   config {
+//!     endpoint         = "unix:///var/run/docker.sock"
+//!     allow_privileged = false
+//!     volumes { enabled = true }
+//!   }
 //! }
 //! ```
 //!
@@ -56,6 +67,28 @@ struct File {
     store: Option<StoreFile>,
     server: Option<ServerFile>,
     client: Option<ClientFile>,
+    /// `plugin "<driver>" { config { ... } }`.
+    plugin: Option<BTreeMap<String, PluginFile>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PluginFile {
+    config: Option<DockerPluginFile>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct DockerPluginFile {
+    endpoint: Option<String>,
+    allow_privileged: Option<bool>,
+    volumes: Option<DockerVolumesFile>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct DockerVolumesFile {
+    enabled: Option<bool>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -103,6 +136,9 @@ struct ClientFile {
     drivers: Option<Vec<String>>,
     meta: Option<BTreeMap<String, String>>,
     network_interface_ip: Option<String>,
+    min_dynamic_port: Option<i32>,
+    max_dynamic_port: Option<i32>,
+    chroot_env: Option<BTreeMap<String, String>>,
 }
 
 /// Where state lives.
@@ -132,6 +168,30 @@ pub struct ClientSettings {
     /// The IP tasks' ports are reachable at; default: the bind address (or 127.0.0.1 when
     /// it binds every address).
     pub advertise_ip: Option<String>,
+    /// Dynamic ports are picked from `min..=max`.
+    pub dynamic_ports: (i32, i32),
+    /// The exec driver's chroot (host path → path inside); `None`: Nomad's default.
+    pub chroot_env: Option<BTreeMap<String, String>>,
+    pub docker: stead_client::DockerConfig,
+}
+
+impl ClientSettings {
+    fn new(drivers: &[&str]) -> Self {
+        ClientSettings {
+            servers: Vec::new(),
+            node_class: String::new(),
+            node_pool: "default".to_owned(),
+            drivers: drivers.iter().map(|d| (*d).to_owned()).collect(),
+            meta: BTreeMap::new(),
+            advertise_ip: None,
+            dynamic_ports: (
+                stead_store::model::resources::DYNAMIC_PORT_MIN,
+                stead_store::model::resources::DYNAMIC_PORT_MAX,
+            ),
+            chroot_env: None,
+            docker: Default::default(),
+        }
+    }
 }
 
 /// The whole configuration an agent runs with.
@@ -169,14 +229,7 @@ impl AgentConfig {
             rpc_port: 4647,
             store: StoreConfig::Embedded,
             server: Some(ServerConfig { num_schedulers: 2, heartbeat: Default::default() }),
-            client: Some(ClientSettings {
-                servers: Vec::new(),
-                node_class: String::new(),
-                node_pool: "default".to_owned(),
-                drivers: vec!["raw_exec".to_owned(), "mock".to_owned()],
-                meta: BTreeMap::new(),
-                advertise_ip: None,
-            }),
+            client: Some(ClientSettings::new(&["raw_exec", "exec", "docker", "mock"])),
             dev: true,
             http_body_limit: BODY_LIMIT_DEFAULT,
         }
@@ -245,14 +298,7 @@ impl AgentConfig {
             if c.enabled == Some(false) {
                 self.client = None;
             } else if c.enabled == Some(true) || self.client.is_some() {
-                let mut client = self.client.take().unwrap_or(ClientSettings {
-                    servers: Vec::new(),
-                    node_class: String::new(),
-                    node_pool: "default".to_owned(),
-                    drivers: vec!["raw_exec".to_owned(), "mock".to_owned()],
-                    meta: BTreeMap::new(),
-                    advertise_ip: None,
-                });
+                let mut client = self.client.take().unwrap_or_else(|| ClientSettings::new(&["raw_exec", "mock"]));
                 set(&mut client.servers, c.servers);
                 set(&mut client.node_class, c.node_class);
                 set(&mut client.node_pool, c.node_pool);
@@ -263,8 +309,26 @@ impl AgentConfig {
                 if let Some(ip) = c.network_interface_ip {
                     client.advertise_ip = Some(ip);
                 }
+                set(&mut client.dynamic_ports.0, c.min_dynamic_port);
+                set(&mut client.dynamic_ports.1, c.max_dynamic_port);
+                if let Some(chroot) = c.chroot_env {
+                    client.chroot_env = Some(chroot);
+                }
                 self.client = Some(client);
             }
+        }
+        for (name, plugin) in file.plugin.unwrap_or_default() {
+            if name != "docker" {
+                bail!(at(&format!("plugin {name:?}: only plugin \"docker\" takes settings")));
+            }
+            let Some(client) = self.client.as_mut() else {
+                bail!(at("plugin \"docker\": no client is enabled (client { enabled = true })"));
+            };
+            let docker = &mut client.docker;
+            let config = plugin.config.unwrap_or_default();
+            set(&mut docker.endpoint, config.endpoint);
+            set(&mut docker.allow_privileged, config.allow_privileged);
+            set(&mut docker.volumes_enabled, config.volumes.and_then(|v| v.enabled));
         }
         Ok(())
     }
@@ -287,6 +351,17 @@ impl AgentConfig {
         if let Some(c) = &self.client {
             if self.server.is_none() && c.servers.is_empty() {
                 bail!("agent: a client without a server in this agent needs client.servers = [\"host:port\", ...]");
+            }
+            let (min, max) = c.dynamic_ports;
+            if !(1..=65535).contains(&min) || !(1..=65535).contains(&max) || min > max {
+                bail!(
+                    "agent: client.min_dynamic_port ({min}) and max_dynamic_port ({max}) must be ports with min <= max"
+                );
+            }
+            if let Some((host, inside)) =
+                c.chroot_env.iter().flatten().find(|(h, i)| !h.starts_with('/') || !i.starts_with('/'))
+            {
+                bail!("agent: client.chroot_env: {host:?} = {inside:?}: both paths must be absolute");
             }
             for d in &c.drivers {
                 if !stead_client::config::KNOWN_DRIVERS.contains(&d.as_str()) {
@@ -368,6 +443,46 @@ mod tests {
         assert_eq!(c.store, StoreConfig::Fdb { cluster_file: Some(PathBuf::from("/etc/fdb.cluster")) });
         let err = load("data_dir = \"/d\"\nserver { enabled = true }\nstore {\n embedded {}\n fdb {}\n}").unwrap_err();
         assert!(err.to_string().contains("choose one"), "{err}");
+    }
+
+    #[test]
+    fn driver_settings_come_from_the_client_block_and_the_docker_plugin_block() {
+        let c = load(
+            "data_dir = \"/d\"\nserver { enabled = true }\n\
+             client {\n enabled = true\n drivers = [\"docker\", \"exec\"]\n min_dynamic_port = 30000\n max_dynamic_port = 30010\n\
+             chroot_env = { \"/bin\" = \"/bin\", \"/opt/lib\" = \"/lib\" }\n}\n\
+             plugin \"docker\" {\n config {\n endpoint = \"tcp://10.0.0.9:2375\"\n allow_privileged = true\n volumes { enabled = false }\n }\n}",
+        )
+        .unwrap();
+        let client = c.client.unwrap();
+        assert_eq!(client.dynamic_ports, (30000, 30010));
+        assert_eq!(client.chroot_env.unwrap().get("/opt/lib").map(String::as_str), Some("/lib"));
+        assert_eq!(
+            client.docker,
+            stead_client::DockerConfig {
+                endpoint: "tcp://10.0.0.9:2375".to_owned(),
+                allow_privileged: true,
+                volumes_enabled: false
+            }
+        );
+        let defaults = load("data_dir = \"/d\"\nserver { enabled = true }\nclient { enabled = true }").unwrap();
+        let defaults = defaults.client.unwrap();
+        assert_eq!(defaults.docker, stead_client::DockerConfig::default());
+        assert!(!defaults.docker.allow_privileged, "privileged containers are off unless allowed");
+
+        let bad = |text: &str| {
+            load(&format!("data_dir = \"/d\"\nserver {{ enabled = true }}\n{text}")).unwrap_err().to_string()
+        };
+        let err = bad("client {\n enabled = true\n min_dynamic_port = 40000\n max_dynamic_port = 30000\n}");
+        assert!(err.contains("min_dynamic_port (40000)"), "{err}");
+        let err = bad("client {\n enabled = true\n chroot_env = { \"bin\" = \"/bin\" }\n}");
+        assert!(err.contains("chroot_env") && err.contains("absolute"), "{err}");
+        let err = bad("client { enabled = true }\nplugin \"podman\" {\n config {}\n}");
+        assert!(err.contains("plugin \"podman\""), "{err}");
+        let err = bad("client { enabled = true }\nplugin \"docker\" {\n config { endpont = \"x\" }\n}");
+        assert!(err.contains("endpont"), "{err}");
+        let err = bad("plugin \"docker\" {\n config {}\n}");
+        assert!(err.contains("no client is enabled"), "{err}");
     }
 
     #[test]

@@ -236,6 +236,10 @@ pub async fn run(config: AgentConfig) -> anyhow::Result<()> {
             http_addr: advertised(grpc_addr, &config),
             attributes,
             executor: ExecutorCommand::current_exe(),
+            min_dynamic_port: c.dynamic_ports.0,
+            max_dynamic_port: c.dynamic_ports.1,
+            docker: c.docker.clone(),
+            chroot_env: c.chroot_env.clone().unwrap_or_else(stead_client::config::default_chroot_env),
             ..ClientConfig::default()
         };
         let handle =

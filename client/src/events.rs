@@ -49,13 +49,16 @@ pub fn started(now_ns: i64) -> TaskEvent {
     event(STARTED, now_ns, "Task started by client".to_owned())
 }
 
-/// `Exit Code: N[, Signal: S][, Exit Message: "..."]`.
+/// `Exit Code: N[, Signal: S][, Exit Message: "..."]`; the message of an OOM kill is
+/// `OOM Killed`, as Nomad's.
 pub fn terminated(now_ns: i64, exit: &ExitResult) -> TaskEvent {
     let mut display = format!("Exit Code: {}", exit.exit_code);
     if exit.signal != 0 {
         display.push_str(&format!(", Signal: {}", exit.signal));
     }
-    if let Some(err) = &exit.err {
+    let oom = exit.oom_killed.then(|| "OOM Killed".to_owned());
+    let message = exit.err.as_ref().or(oom.as_ref());
+    if let Some(err) = message {
         display.push_str(&format!(", Exit Message: {err:?}"));
     }
     let mut e = event(TERMINATED, now_ns, display);
@@ -64,7 +67,7 @@ pub fn terminated(now_ns: i64, exit: &ExitResult) -> TaskEvent {
     detail(&mut e, "exit_code", exit.exit_code);
     detail(&mut e, "signal", exit.signal);
     detail(&mut e, "oom_killed", exit.oom_killed);
-    if let Some(err) = &exit.err {
+    if let Some(err) = message {
         e.message = err.clone();
         detail(&mut e, "message", err);
     }
@@ -230,6 +233,10 @@ mod tests {
         assert_eq!(
             killing(0, Duration::from_secs(5), None).display_message,
             "Sent interrupt. Waiting 5s before force killing"
+        );
+        assert_eq!(
+            terminated(0, &ExitResult { exit_code: 137, signal: 9, err: None, oom_killed: true }).display_message,
+            "Exit Code: 137, Signal: 9, Exit Message: \"OOM Killed\""
         );
         assert_eq!(killed(0, None).display_message, "Task successfully killed");
         assert_eq!(sibling_failed(0, "db").display_message, "Task's sibling \"db\" failed");

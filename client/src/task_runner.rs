@@ -309,9 +309,12 @@ impl TaskRunner {
 
     fn kill_settings(&self) -> Result<(i32, Duration), DriverError> {
         let task = self.task();
-        let name = task.map(|t| t.kill_signal.as_str()).filter(|s| !s.is_empty()).unwrap_or("SIGINT");
-        let signal =
-            parse_signal(name).ok_or_else(|| DriverError::Config(format!("unknown kill_signal \"{name}\"")))?;
+        let signal = match task.map(|t| t.kill_signal.as_str()).filter(|s| !s.is_empty()) {
+            Some(name) => {
+                parse_signal(name).ok_or_else(|| DriverError::Config(format!("unknown kill_signal \"{name}\"")))?
+            }
+            None => task.and_then(|t| self.driver(&t.driver).ok()).map_or(libc::SIGINT, |d| d.default_kill_signal()),
+        };
         let timeout = task
             .and_then(|t| t.kill_timeout)
             .and_then(|n| n.to_std())

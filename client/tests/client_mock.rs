@@ -343,8 +343,8 @@ async fn logs_of_unknown_allocations_and_tasks_are_clear_errors() {
 #[tokio::test]
 async fn start_refuses_unknown_drivers() {
     let dir = tempfile::tempdir().unwrap();
-    let err = Client::start(config(dir.path(), &["docker"]), FakeLink::new(), fake_platform(1)).await.err().unwrap();
-    assert!(err.to_string().contains("unknown driver \"docker\""), "{err}");
+    let err = Client::start(config(dir.path(), &["rkt"]), FakeLink::new(), fake_platform(1)).await.err().unwrap();
+    assert!(err.to_string().contains("unknown driver \"rkt\""), "{err}");
 }
 
 #[tokio::test]

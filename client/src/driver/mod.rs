@@ -4,14 +4,24 @@
 //! task directory and log files) and returns a [`TaskHandle`] to wait on, signal and
 //! kill it. A handle's [`TaskHandle::persisted`] form is saved with the task, so a
 //! restarted client calls [`Driver::reattach`] and keeps watching the same task instead
-//! of starting another. Two drivers:
+//! of starting another. The drivers:
 //!
 //! * [`raw_exec`]: a command on the host, unisolated, through an executor process that
 //!   outlives the client.
+//! * [`exec`]: the same executor, the command isolated: its own pid, mount, ipc and uts
+//!   namespaces, chrooted into its task directory, limited by a cgroup ([`isolation`],
+//!   [`cgroup`]).
 //! * [`mock`]: in-process timers, no OS processes, for tests, benchmarks and the
 //!   simulator (Nomad's mock driver options).
+//! * `docker`: a container per attempt through the Docker Engine API (not in the
+//!   simulator).
 
+pub mod cgroup;
 pub mod config;
+#[cfg(not(madsim))]
+pub mod docker;
+pub mod exec;
+pub mod isolation;
 pub mod mock;
 pub mod process;
 pub mod raw_exec;
@@ -209,6 +219,12 @@ pub trait Driver: Send + Sync + 'static {
     /// inherit the client's environment and see host paths, as in Nomad.
     fn fs_isolation(&self) -> FsIsolation;
 
+    /// The signal that stops a task whose `kill_signal` is not set (Nomad: SIGINT, and
+    /// SIGTERM for docker).
+    fn default_kill_signal(&self) -> i32 {
+        libc::SIGINT
+    }
+
     fn start(&self, spec: TaskSpec) -> BoxFuture<'_, Result<Box<dyn TaskHandle>, DriverError>>;
 
     /// Finds the task a handle was persisted for. It may have exited meanwhile: the
@@ -238,7 +254,18 @@ impl Drivers {
             match name.as_str() {
                 "raw_exec" => drivers
                     .insert(Arc::new(raw_exec::RawExecDriver::new(config.executor.clone(), config.poll_interval))),
+                "exec" => drivers.insert(Arc::new(exec::ExecDriver::new(
+                    config.executor.clone(),
+                    config.poll_interval,
+                    config.chroot_env.clone(),
+                ))),
                 "mock" => drivers.insert(Arc::new(mock::MockDriver::new(clock.clone(), config.node_name.clone()))),
+                #[cfg(not(madsim))]
+                "docker" => {
+                    drivers.insert(Arc::new(docker::DockerDriver::new(config.docker.clone(), config.cpu_total_compute)))
+                }
+                #[cfg(madsim)]
+                "docker" => unknown.push("unknown driver \"docker\": unavailable in the simulator".to_owned()),
                 other => unknown.push(format!(
                     "unknown driver \"{other}\" in the client configuration (known: {})",
                     crate::config::KNOWN_DRIVERS.join(", ")
