@@ -23,85 +23,19 @@ use std::time::{Duration, Instant};
 
 use bollard::Docker;
 use bollard::query_parameters::{
-    CreateImageOptionsBuilder, KillContainerOptionsBuilder, ListContainersOptionsBuilder, RemoveContainerOptionsBuilder,
+    KillContainerOptionsBuilder, ListContainersOptionsBuilder, RemoveContainerOptionsBuilder,
 };
 use common::*;
-use futures::{FutureExt, StreamExt};
+use futures::FutureExt;
 use serde_json::{Value, json};
 use stead_client::driver::docker::DockerDriver;
 use stead_client::driver::{Driver, DriverError, PortMapping, TaskHandle, TaskResources, TaskSpec};
 use stead_client::logs::LogLimits;
 use stead_client::{Client, ClientHandle, DockerConfig, ShutdownMode};
 use stead_model::{AllocId, JobType, RestartMode, TaskStateKind};
+use stead_testkit::docker::{ENDPOINT, TEST_IMAGE as IMAGE, docker_or_skip};
 
-const IMAGE: &str = "stead-test/busybox:1";
-const ENDPOINT: &str = "unix:///var/run/docker.sock";
 const ALLOC_LABEL: &str = "com.hashicorp.nomad.alloc_id";
-/// The busybox applets the tests' containers use, as links in `/bin`.
-const APPLETS: &[&str] =
-    &["sh", "sleep", "echo", "cat", "httpd", "ls", "ps", "true", "false", "nc", "wget", "touch", "test", "["];
-
-fn in_ci() -> bool {
-    std::env::var("CI").is_ok_and(|v| v == "true")
-}
-
-/// Skips the test (returns `None`) when `what` is missing, unless under CI.
-fn skip<T>(what: &str) -> Option<T> {
-    assert!(!in_ci(), "CI=true but {what}: the docker tests need it");
-    eprintln!("skipping: {what}");
-    None
-}
-
-/// A connected daemon with the test image, or `None` (skip).
-async fn docker_or_skip() -> Option<Docker> {
-    let docker = match Docker::connect_with_host(ENDPOINT) {
-        Ok(d) => d,
-        Err(e) => return skip(&format!("no Docker daemon at {ENDPOINT}: {e}")),
-    };
-    match tokio::time::timeout(Duration::from_secs(5), docker.version()).await {
-        Ok(Ok(_)) => {}
-        Ok(Err(e)) => return skip(&format!("no Docker daemon at {ENDPOINT}: {e}")),
-        Err(_) => return skip(&format!("no Docker daemon at {ENDPOINT}: no answer within 5s")),
-    }
-    if docker.inspect_image(IMAGE).await.is_ok() {
-        return Some(docker);
-    }
-    let Ok(busybox) = std::fs::read("/bin/busybox") else {
-        return skip("no /bin/busybox to build the test image from (apt-get install busybox-static)");
-    };
-    import_busybox(&docker, &busybox).await;
-    Some(docker)
-}
-
-/// Imports a root file system of just busybox and its applet links as [`IMAGE`]
-/// (`docker import`: the body is the tar of the root).
-async fn import_busybox(docker: &Docker, busybox: &[u8]) {
-    let mut tar = tar::Builder::new(Vec::new());
-    for (dir, mode) in [("bin/", 0o755), ("tmp/", 0o1777), ("etc/", 0o755)] {
-        let mut h = tar::Header::new_gnu();
-        h.set_entry_type(tar::EntryType::Directory);
-        h.set_mode(mode);
-        h.set_size(0);
-        tar.append_data(&mut h, dir, std::io::empty()).unwrap();
-    }
-    let mut h = tar::Header::new_gnu();
-    h.set_mode(0o755);
-    h.set_size(busybox.len() as u64);
-    tar.append_data(&mut h, "bin/busybox", busybox).unwrap();
-    for applet in APPLETS {
-        let mut h = tar::Header::new_gnu();
-        h.set_entry_type(tar::EntryType::Symlink);
-        h.set_mode(0o777);
-        h.set_size(0);
-        tar.append_link(&mut h, format!("bin/{applet}"), "busybox").unwrap();
-    }
-    let body = bytes::Bytes::from(tar.into_inner().unwrap());
-    let options = CreateImageOptionsBuilder::new().from_src("-").repo("stead-test/busybox").tag("1").build();
-    let mut progress = docker.create_image(Some(options), Some(bollard::body_full(body)), None);
-    while let Some(item) = progress.next().await {
-        item.expect("importing the busybox image");
-    }
-}
 
 /// Removes every container of `alloc` when dropped, even when the test failed.
 struct Containers {
