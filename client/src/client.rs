@@ -15,7 +15,7 @@
 //!   `updater.rs`).
 
 use std::collections::BTreeMap;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
 use futures::StreamExt;
@@ -27,7 +27,7 @@ use crate::allocdir::AllocDir;
 use crate::clock::{Clock, Entropy, SeededEntropy, SystemClock};
 use crate::config::ClientConfig;
 use crate::driver::{Drivers, KILL_WAIT_MAX};
-use crate::fingerprint::{Host, RealHost, assemble_node, gather_facts};
+use crate::fingerprint::{Host, RealHost, assemble_node, gather_facts, update_drivers};
 use crate::lifetime::{Lifetime, Lifetimes};
 use crate::link::{LinkError, NodeAllocations, ServerLink, backoff};
 use crate::logs::{LogError, LogRequest, LogStream, read_logs};
@@ -118,7 +118,7 @@ impl Client {
         let core = Arc::new(ClientCore {
             state: StateDir::new(&state_dir, config.durable_state),
             config,
-            node: node.clone(),
+            node: RwLock::new(Arc::new(node.clone())),
             drivers,
             clock: platform.clock,
             entropy: platform.entropy,
@@ -134,7 +134,9 @@ impl Client {
         let (allocs_tx, allocs) = watch::channel(None::<NodeAllocations>);
         let (commands, commands_rx) = mpsc::unbounded_channel();
 
-        lifetime.spawn(register_loop(core.clone(), link.clone(), identity.clone(), registered_tx));
+        let (node_changed_tx, node_changed) = watch::channel(0u64);
+        lifetime.spawn(register_loop(core.clone(), link.clone(), identity.clone(), registered_tx, node_changed));
+        lifetime.spawn(fingerprint_loop(core.clone(), node_changed_tx));
         lifetime.spawn(watch_loop(core.clone(), link.clone(), identity.clone(), registered.clone(), allocs_tx));
         {
             let (core, link, identity, mut registered) = (core.clone(), link.clone(), identity.clone(), registered);
@@ -217,18 +219,37 @@ impl ClientHandle {
     }
 }
 
+/// Fingerprints the drivers again every `driver_fingerprint_interval` (a daemon that
+/// went away or came up); when their health changed, updates the node and has the
+/// register loop send it.
+async fn fingerprint_loop(core: Arc<ClientCore>, node_changed: watch::Sender<u64>) {
+    loop {
+        tokio::time::sleep(core.config.driver_fingerprint_interval).await;
+        core.drivers.probe().await;
+        let drivers = core.drivers.fingerprint(core.now());
+        let mut node = (*core.node()).clone();
+        if update_drivers(&mut node, &drivers) {
+            tracing::info!(drivers = ?drivers.iter().map(|(n, d)| (n, d.healthy)).collect::<Vec<_>>(), "driver health changed; updating the node");
+            *core.node.write().unwrap_or_else(std::sync::PoisonError::into_inner) = Arc::new(node);
+            node_changed.send_modify(|n| *n += 1);
+        }
+    }
+}
+
 async fn register_loop(
     core: Arc<ClientCore>,
     link: Arc<dyn ServerLink>,
     identity: NodeIdentity,
     registered: watch::Sender<Option<u64>>,
+    mut node_changed: watch::Receiver<u64>,
 ) {
     let (base, max) = (core.config.retry_base, core.config.retry_max);
     let mut epoch = 0;
     loop {
         let mut attempt = 0;
         let mut ttl = loop {
-            match link.register(core.node.clone()).await {
+            node_changed.mark_unchanged();
+            match link.register((*core.node()).clone()).await {
                 Ok(hb) => break hb.ttl,
                 Err(e) => {
                     tracing::warn!(error = %e, attempt, "node registration failed; retrying");
@@ -243,7 +264,13 @@ async fn register_loop(
         'heartbeats: loop {
             let half = ttl / 2;
             let early = half.mul_f64(core.config.heartbeat_jitter.clamp(0.0, 1.0) * core.entropy.next_fraction());
-            tokio::time::sleep((half - early).max(Duration::from_millis(10))).await;
+            let sleep = tokio::time::sleep((half - early).max(Duration::from_millis(10)));
+            tokio::select! {
+                biased;
+                // The node changed: registering again updates it (and counts as a heartbeat).
+                Ok(()) = node_changed.changed() => break 'heartbeats,
+                _ = sleep => {}
+            }
             let mut attempt = 0;
             loop {
                 match link.heartbeat(identity.id.clone(), identity.secret_id.clone()).await {

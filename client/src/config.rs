@@ -56,6 +56,9 @@ pub struct ClientConfig {
     pub poll_interval: Duration,
     /// Host environment variables raw_exec tasks do not inherit (Nomad's `env.denylist`).
     pub env_denylist: Vec<String>,
+    /// How often the drivers' health is fingerprinted again (Nomad: 30 s); a change
+    /// updates the node.
+    pub driver_fingerprint_interval: Duration,
     /// The docker driver's settings (Nomad's `plugin "docker" { config { ... } }`).
     pub docker: DockerConfig,
     /// The exec driver's chroot: host path → path inside the task directory (Nomad's
@@ -165,6 +168,7 @@ impl Default for ClientConfig {
             max_kill_timeout: Duration::from_secs(30),
             poll_interval: Duration::from_millis(250),
             env_denylist: DEFAULT_ENV_DENYLIST.iter().map(|s| (*s).to_owned()).collect(),
+            driver_fingerprint_interval: Duration::from_secs(30),
             docker: DockerConfig::default(),
             chroot_env: default_chroot_env(),
             durable_state: true,

@@ -309,10 +309,8 @@ pub fn assemble_node(
         set("unique.storage.bytesfree", disk.free_bytes.to_string());
     }
     set("stead.version", env!("CARGO_PKG_VERSION").to_owned());
-    for (driver, info) in drivers {
-        if info.detected {
-            set(&format!("driver.{driver}"), "1".to_owned());
-        }
+    for (key, value) in driver_attributes(drivers) {
+        set(&key, value);
     }
     for (key, value) in &config.attributes {
         set(key, value.clone());
@@ -373,9 +371,68 @@ pub fn assemble_node(
     }
 }
 
+/// The node attributes the drivers give: `driver.<name> = 1` for each detected driver,
+/// and the attributes a detected driver reports itself (`driver.docker.version`).
+fn driver_attributes(drivers: &BTreeMap<String, DriverInfo>) -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    for (driver, info) in drivers.iter().filter(|(_, info)| info.detected) {
+        out.push((format!("driver.{driver}"), "1".to_owned()));
+        out.extend(info.attributes.iter().map(|(k, v)| (k.clone(), v.clone())));
+    }
+    out
+}
+
+/// Puts the drivers' health as fingerprinted now into `node` (its `Drivers` and the
+/// driver attributes). Returns whether anything but the fingerprint times changed: only
+/// then is the node worth registering again.
+pub fn update_drivers(node: &mut Node, drivers: &BTreeMap<String, DriverInfo>) -> bool {
+    let timeless = |d: &BTreeMap<String, DriverInfo>| -> BTreeMap<String, DriverInfo> {
+        d.iter().map(|(k, v)| (k.clone(), DriverInfo { update_time: String::new(), ..v.clone() })).collect()
+    };
+    if timeless(&node.drivers) == timeless(drivers) {
+        return false;
+    }
+    let old = driver_attributes(&node.drivers);
+    for (key, _) in &old {
+        node.attributes.remove(key);
+    }
+    node.attributes.extend(driver_attributes(drivers));
+    node.drivers = drivers.clone();
+    true
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn drivers_update_the_node_only_when_their_health_changes() {
+        let info = |detected: bool, healthy: bool, time: &str| DriverInfo {
+            detected,
+            healthy,
+            health_description: if healthy { "Healthy".to_owned() } else { "daemon down".to_owned() },
+            update_time: time.to_owned(),
+            attributes: if detected {
+                StringMap::from([("driver.docker.version".to_owned(), "20.10".to_owned())])
+            } else {
+                StringMap::new()
+            },
+            ..Default::default()
+        };
+        let mut node = Node::default();
+        assert!(update_drivers(&mut node, &BTreeMap::from([("docker".to_owned(), info(true, true, "t1"))])));
+        assert_eq!(node.attributes.get("driver.docker").map(String::as_str), Some("1"));
+        assert_eq!(node.attributes.get("driver.docker.version").map(String::as_str), Some("20.10"));
+        assert!(
+            !update_drivers(&mut node, &BTreeMap::from([("docker".to_owned(), info(true, true, "t2"))])),
+            "a newer fingerprint time alone is no change"
+        );
+        assert!(update_drivers(&mut node, &BTreeMap::from([("docker".to_owned(), info(false, false, "t3"))])));
+        assert!(!node.drivers["docker"].healthy);
+        assert!(
+            !node.attributes.contains_key("driver.docker") && !node.attributes.contains_key("driver.docker.version")
+        );
+    }
 
     fn identity() -> NodeIdentity {
         NodeIdentity { id: "node-1".into(), secret_id: "secret".to_owned() }

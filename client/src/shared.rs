@@ -3,7 +3,7 @@
 //! update batcher.
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
 
 use stead_model::Node;
 
@@ -15,7 +15,8 @@ use crate::updater::Updater;
 
 pub(crate) struct ClientCore {
     pub config: ClientConfig,
-    pub node: Node,
+    /// The node as last registered (drivers' health changes it: `fingerprint_loop`).
+    pub node: RwLock<Arc<Node>>,
     pub drivers: Drivers,
     pub clock: Arc<dyn Clock>,
     pub entropy: Arc<dyn Entropy>,
@@ -28,5 +29,9 @@ pub(crate) struct ClientCore {
 impl ClientCore {
     pub(crate) fn now(&self) -> i64 {
         self.clock.now_ns()
+    }
+
+    pub(crate) fn node(&self) -> Arc<Node> {
+        self.node.read().unwrap_or_else(std::sync::PoisonError::into_inner).clone()
     }
 }

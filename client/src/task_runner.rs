@@ -341,12 +341,13 @@ impl TaskRunner {
             recoverable: true,
         })?;
         let no_env = Default::default();
+        let node = self.core.node();
         let env = TaskEnv::build(&EnvInput {
             alloc: &alloc,
             job,
             group,
             task,
-            node: &self.core.node,
+            node: &node,
             region: &self.core.config.region,
             alloc_dir: &self.alloc_dir.shared_dir(),
             task_dir: &task_dir,
@@ -374,7 +375,7 @@ impl TaskRunner {
             log_limits: LogLimits::from_config(task.log_config.as_ref()),
             run_dir: run_dir.clone(),
             resources: task_resources(&alloc, task),
-            ports: alloc_ports(&alloc, &self.core.node, task),
+            ports: alloc_ports(&alloc, &node, task),
         };
         match driver.start(spec).await {
             Ok(handle) => {

@@ -511,9 +511,93 @@ async fn a_prestart_init_then_the_main_task_then_a_poststart_sidecar_start_in_or
     assert!(finished <= started(&states["main"]), "the main task started after the init task ended");
     assert!(started(&states["main"]) <= started(&sidecar), "the sidecar started after the main task");
     for name in ["init", "main", "sidecar"] {
-        assert_eq!(read(&alloc_dir.join(format!("logs/{name}.stdout.0"))), format!("{name}\n"), "{name}'s log");
+        let log = alloc_dir.join(format!("logs/{name}.stdout.0"));
+        wait_for(&format!("{name}'s line in its log"), || (read(&log) == format!("{name}\n")).then_some(())).await;
     }
 
     client.shutdown(ShutdownMode::StopTasks).await;
     assert!(containers_of(&docker, &alloc).await.is_empty());
+}
+
+/// A stand-in for the daemon's socket at `path`: forwards to the real one until
+/// [`SocketProxy::stop`], which closes every connection and removes the socket, as a
+/// daemon that dies does.
+struct SocketProxy {
+    path: std::path::PathBuf,
+    stop: Arc<std::sync::atomic::AtomicBool>,
+    streams: Arc<std::sync::Mutex<Vec<std::os::unix::net::UnixStream>>>,
+}
+
+impl SocketProxy {
+    fn start(path: &Path) -> SocketProxy {
+        use std::os::unix::net::{UnixListener, UnixStream};
+        let listener = UnixListener::bind(path).unwrap();
+        listener.set_nonblocking(true).unwrap();
+        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let streams = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let (stop_flag, open) = (stop.clone(), streams.clone());
+        std::thread::spawn(move || {
+            while !stop_flag.load(std::sync::atomic::Ordering::SeqCst) {
+                let Ok((down, _)) = listener.accept() else {
+                    std::thread::sleep(Duration::from_millis(5));
+                    continue;
+                };
+                down.set_nonblocking(false).unwrap();
+                let Ok(up) = UnixStream::connect("/var/run/docker.sock") else { continue };
+                let mut open = open.lock().unwrap();
+                open.extend([down.try_clone().unwrap(), up.try_clone().unwrap()]);
+                for (mut from, mut to) in [(down.try_clone().unwrap(), up.try_clone().unwrap()), (up, down)] {
+                    std::thread::spawn(move || {
+                        let _ = std::io::copy(&mut from, &mut to);
+                        let _ = to.shutdown(std::net::Shutdown::Both);
+                    });
+                }
+            }
+        });
+        SocketProxy { path: path.to_owned(), stop, streams }
+    }
+
+    fn stop(&self) {
+        self.stop.store(true, std::sync::atomic::Ordering::SeqCst);
+        let _ = std::fs::remove_file(&self.path);
+        for stream in self.streams.lock().unwrap().drain(..) {
+            let _ = stream.shutdown(std::net::Shutdown::Both);
+        }
+    }
+}
+
+#[tokio::test]
+async fn the_node_reports_docker_healthy_only_while_the_daemon_answers() {
+    let Some(_docker) = docker_or_skip().await else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let socket = dir.path().join("docker.sock");
+    let link = FakeLink::new();
+    let mut config = config(&dir.path().join("data"), &["docker"]);
+    config.docker.endpoint = format!("unix://{}", socket.display());
+    config.driver_fingerprint_interval = Duration::from_millis(100);
+    let client = Client::start(config, link.clone(), fake_platform(9)).await.expect("client starts");
+    let docker_of = |node: &stead_model::Node| node.drivers.get("docker").cloned().unwrap_or_default();
+
+    let first = wait_for("a registration", || link.registrations().first().cloned()).await;
+    assert!(!docker_of(&first).detected, "no daemon yet: {:?}", docker_of(&first));
+    assert!(!first.attributes.contains_key("driver.docker"));
+
+    let proxy = SocketProxy::start(&socket);
+    let up = wait_for("a registration with docker healthy", || {
+        link.registrations().into_iter().find(|n| docker_of(n).healthy)
+    })
+    .await;
+    assert!(docker_of(&up).detected);
+    assert_eq!(up.attributes.get("driver.docker").map(String::as_str), Some("1"));
+    assert!(up.attributes.contains_key("driver.docker.version"), "{:?}", up.attributes);
+
+    let seen = link.registrations().len();
+    proxy.stop();
+    let down = wait_for("a registration with docker gone", || {
+        link.registrations().into_iter().skip(seen).find(|n| !docker_of(n).healthy)
+    })
+    .await;
+    assert!(docker_of(&down).health_description.contains("docker.sock"), "{:?}", docker_of(&down));
+    assert!(!down.attributes.contains_key("driver.docker"));
+    client.shutdown(ShutdownMode::LeaveTasksRunning).await;
 }

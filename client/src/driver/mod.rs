@@ -212,8 +212,15 @@ pub trait TaskHandle: Send + Sync {
 pub trait Driver: Send + Sync + 'static {
     fn name(&self) -> &'static str;
 
-    /// The driver's health as the node reports it (`Node.Drivers[name]`).
+    /// The driver's health as the node reports it (`Node.Drivers[name]`), as of the last
+    /// [`Driver::probe`].
     fn fingerprint(&self, now_ns: i64) -> DriverInfo;
+
+    /// Looks again at what the driver's health depends on (a daemon), for the next
+    /// [`Driver::fingerprint`]. The client calls it before each periodic fingerprint.
+    fn probe(&self) -> BoxFuture<'_, ()> {
+        Box::pin(async {})
+    }
 
     /// How the driver isolates a task's files. Tasks of drivers without isolation
     /// inherit the client's environment and see host paths, as in Nomad.
@@ -281,6 +288,13 @@ impl Drivers {
 
     pub fn get(&self, name: &str) -> Option<&Arc<dyn Driver>> {
         self.by_name.get(name)
+    }
+
+    /// Every driver's [`Driver::probe`], one after the other.
+    pub async fn probe(&self) {
+        for driver in self.by_name.values() {
+            driver.probe().await;
+        }
     }
 
     pub fn fingerprint(&self, now_ns: i64) -> BTreeMap<String, DriverInfo> {

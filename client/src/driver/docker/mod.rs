@@ -14,15 +14,16 @@
 //! finds it running (a new waiter and log follower) or exited (its exit code).
 //!
 //! The driver's health is the daemon's answer to `GET /version`: asked once when the
-//! driver is built (blocking the caller for at most [`PING_TIMEOUT`]) and again every
-//! [`HEALTH_INTERVAL`] in the background; [`Driver::fingerprint`] reads the last answer.
+//! driver is built (blocking the caller for at most [`PING_TIMEOUT`]) and again at each
+//! [`Driver::probe`] (the client's driver fingerprint loop); [`Driver::fingerprint`]
+//! reads the last answer.
 
 pub mod config;
 mod handle;
 pub mod logs;
 
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex, Weak};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bollard::Docker;
@@ -45,8 +46,6 @@ use crate::state::{read_json, write_json};
 
 /// How long a health check waits for the daemon.
 pub const PING_TIMEOUT: Duration = Duration::from_secs(3);
-/// How often the daemon's health is checked again.
-pub const HEALTH_INTERVAL: Duration = Duration::from_secs(15);
 /// How long an image pull may take (Nomad's `image_pull_timeout` default).
 const PULL_TIMEOUT: Duration = Duration::from_secs(5 * 60);
 
@@ -198,15 +197,11 @@ pub struct DockerDriver {
 }
 
 impl DockerDriver {
-    /// Connects to `settings.endpoint` and checks the daemon once (see the module docs);
-    /// inside a tokio runtime, also starts the periodic health check, which ends with the
-    /// driver. `cpu_total_compute` is the client's override of the node's MHz, if any.
+    /// Connects to `settings.endpoint` and checks the daemon once (see the module docs).
+    /// `cpu_total_compute` is the client's override of the node's MHz, if any.
     pub fn new(settings: DockerConfig, cpu_total_compute: Option<i64>) -> Self {
         let connection = Connection::new(&settings.endpoint);
         let health = Arc::new(Mutex::new(check_health_blocking(&settings.endpoint)));
-        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
-            runtime.spawn(refresh_health(connection.clone(), Arc::downgrade(&health)));
-        }
         let facts = crate::fingerprint::gather_facts(&crate::fingerprint::RealHost, Path::new("/"));
         let cpu_mhz_per_core = match cpu_total_compute {
             Some(total) if total > 0 => (total as u64 / u64::from(facts.cpu_cores.max(1))).max(1),
@@ -323,23 +318,6 @@ impl DockerDriver {
     }
 }
 
-async fn refresh_health(connection: Connection, health: Weak<Mutex<Health>>) {
-    loop {
-        tokio::time::sleep(HEALTH_INTERVAL).await;
-        if health.strong_count() == 0 {
-            return;
-        }
-        let now = check_health(&connection).await;
-        let Some(shared) = health.upgrade() else { return };
-        if let Ok(mut h) = shared.lock() {
-            if h.healthy != now.healthy {
-                tracing::info!(healthy = now.healthy, description = %now.description, "docker driver health changed");
-            }
-            *h = now;
-        }
-    }
-}
-
 impl Driver for DockerDriver {
     fn name(&self) -> &'static str {
         "docker"
@@ -373,6 +351,17 @@ impl Driver for DockerDriver {
 
     fn default_kill_signal(&self) -> i32 {
         libc::SIGTERM
+    }
+
+    fn probe(&self) -> BoxFuture<'_, ()> {
+        Box::pin(async move {
+            let now = check_health(&self.connection).await;
+            let mut health = self.health.lock().unwrap_or_else(|e| e.into_inner());
+            if health.healthy != now.healthy {
+                tracing::info!(healthy = now.healthy, description = %now.description, "docker driver health changed");
+            }
+            *health = now;
+        })
     }
 
     fn start(&self, spec: TaskSpec) -> BoxFuture<'_, Result<Box<dyn TaskHandle>, DriverError>> {
