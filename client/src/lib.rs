@@ -1,8 +1,8 @@
 //! The stead client: what runs on every node. It fingerprints the machine, registers the
 //! node with the servers and heartbeats within the TTL they return, watches the
-//! allocations the servers assign to it, runs each allocation's tasks through drivers
-//! (`raw_exec`, `mock`), keeps their logs in rotated files, applies the restart policy,
-//! and reports task states and events back.
+//! allocations the servers assign to it, runs each allocation's tasks in their lifecycle
+//! order through drivers (`raw_exec`, `exec`, `docker`, `mock`), keeps their logs in
+//! rotated files, applies the restart policy, and reports task states and events back.
 //!
 //! It talks to servers only through [`link::ServerLink`] (gRPC in production, see
 //! `stead-rpc`; in memory in tests), never to the store. It must not depend on the store,
@@ -16,8 +16,11 @@
 //! * [`alloc_runner`] and [`task_runner`]: one allocation, one task; the pure cores they
 //!   use are [`restart::decide_restart`] (the restart policy), [`events`] (Nomad's task
 //!   events and state moves) and [`alloc_runner::decide_client_status`].
-//! * [`driver`]: the [`driver::Driver`] trait, [`driver::raw_exec`] (through the
-//!   [`executor`] process, which outlives the client) and [`driver::mock`].
+//! * [`lifecycle`]: the order of a group's tasks (prestart, main, poststart, poststop;
+//!   sidecars; the stop order), as pure rules the alloc runner applies.
+//! * [`driver`]: the [`driver::Driver`] trait, [`driver::raw_exec`] and [`driver::exec`]
+//!   (through the [`executor`] process, which outlives the client; exec isolates the
+//!   task), `driver::docker` and [`driver::mock`].
 //! * [`fingerprint`] (the [`fingerprint::Host`] trait and the pure node assembly),
 //!   [`env`](mod@env) (the `NOMAD_*` environment), [`allocdir`], [`logs`], [`state`] (what is kept
 //!   on disk, written atomically) and [`config`].

@@ -1,8 +1,8 @@
 //! The `raw_exec` driver: runs `config.command` with `config.args` on the host, without
 //! isolation, as the client's user.
 //!
-//! Each start spawns an [executor](crate::executor) process that owns the task, so the task survives the
-//! client; [`executor::Launcher`] starts it and watches the task (re-attaching after a
+//! Each start spawns an [executor](crate::executor) process that owns the task, so the
+//! task survives the client; [`Launcher`] starts it and watches the task (re-attaching after a
 //! client restart, calling a task lost whose executor died). The client stops a task by
 //! signalling its process group.
 

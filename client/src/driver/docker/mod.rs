@@ -2,7 +2,7 @@
 //! Docker Engine API (bollard).
 //!
 //! * [`config`]: the task `config` and the container create request it becomes (pure).
-//! * [`handle`]: a started container: its waiter, signals, removal after the exit.
+//! * `handle`: a started container: its waiter, signals, removal after the exit.
 //! * [`logs`]: the container's output copied into the task's rotated log files, resumed
 //!   without loss or repetition after a client restart.
 //!
