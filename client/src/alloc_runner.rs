@@ -143,6 +143,7 @@ impl AllocRunner {
     ) {
         self.persist_alloc();
         self.start_tasks(restored);
+        self.resume_stop();
         self.advance();
         self.report();
         // The client drops its handle right after sending `Destroy`: the runner goes on
@@ -150,6 +151,7 @@ impl AllocRunner {
         let mut commands_open = true;
         loop {
             if self.destroying && self.all_dead() {
+                self.core.drivers.forget_alloc(&self.alloc.id).await;
                 self.cleanup();
                 return;
             }
@@ -224,6 +226,22 @@ impl AllocRunner {
         }
         self.advance();
         self.report();
+    }
+
+    /// A stop the task states (restored after a client restart) or the servers already
+    /// asked for goes on: the stopping state itself lives in memory only.
+    fn resume_stop(&mut self) {
+        let now = self.core.now();
+        if matches!(self.alloc.desired_status, AllocDesiredStatus::Stop | AllocDesiredStatus::Evict) {
+            self.stop(Stopping::InOrder, Vec::new());
+        } else if let Some(failed) =
+            self.tasks.iter().find(|(_, t)| t.state.state == TaskStateKind::Dead && t.state.failed).map(|(n, _)| n)
+        {
+            let events = vec![events::sibling_failed(now, failed)];
+            self.stop(Stopping::InOrder, events);
+        } else if self.tasks.values().any(|t| t.leader && t.state.state == TaskStateKind::Dead) {
+            self.stop(Stopping::InOrder, vec![events::leader_dead(now)]);
+        }
     }
 
     fn members(&self) -> BTreeMap<String, Member<'_>> {

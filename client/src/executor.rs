@@ -198,7 +198,15 @@ impl Isolated {
             return Err(e.into());
         }
         spawned.map_err(|e| match prepared.failed_step() {
-            Some(what) => format!("failed to isolate the task: {what}: {e}").into(),
+            Some(what) => StartError {
+                message: format!("failed to isolate the task: {what}: {e}"),
+                // A missing path or a refused operation stays so; a busy mount or a
+                // lack of memory may pass.
+                recoverable: !matches!(
+                    e.raw_os_error(),
+                    Some(libc::ENOENT | libc::ENOTDIR | libc::EACCES | libc::EPERM | libc::EINVAL | libc::ELOOP)
+                ),
+            },
             None => launch_error(name, e),
         })
     }
@@ -437,9 +445,10 @@ impl Launcher {
             if let Some(exit) = read_exit(&run_dir) {
                 let _ = child.wait();
                 let message = exit.start_error.unwrap_or_else(|| "the executor exited before the task ran".to_owned());
-                // The command cannot run (not found, not executable, cannot be
-                // isolated): trying again gives the same answer.
-                return Err(DriverError::Start { message, recoverable: false });
+                // The executor says whether trying again may help: a command that is
+                // missing or not executable gives the same answer next time, a full
+                // disk or a busy cgroup may not.
+                return Err(DriverError::Start { message, recoverable: exit.start_error_recoverable });
             }
             if let Some(status) = exited {
                 let log = std::fs::read_to_string(log_path(&run_dir)).unwrap_or_default();
@@ -569,14 +578,23 @@ impl TaskHandle for ExecutorHandle {
 
     /// An executor that died (the task was lost) left the task's cgroups behind; the
     /// executor removes them itself otherwise, and then this finds nothing to do.
+    // Executor tasks never run under madsim, which warns about blocking functions.
+    #[cfg_attr(madsim, allow(deprecated))]
     fn cleanup(&self) -> BoxFuture<'_, ()> {
-        let plan = read_json::<ExecSpec>(&spec_path(&self.run_dir)).ok().flatten().and_then(|s| s.isolation?.cgroup);
-        if let Some(plan) = plan
-            && let Err(e) = cgroup::remove(&plan)
-        {
-            tracing::warn!(run_dir = %self.run_dir.display(), error = %e, "the task's cgroups remain");
-        }
-        Box::pin(async {})
+        // The executor removed the cgroups unless it died first; removing waits for
+        // the processes in them, so off the runtime's threads.
+        let run_dir = self.run_dir.clone();
+        Box::pin(async move {
+            let removal = tokio::task::spawn_blocking(move || {
+                let plan = read_json::<ExecSpec>(&spec_path(&run_dir)).ok().flatten().and_then(|s| s.isolation?.cgroup);
+                if let Some(plan) = plan
+                    && let Err(e) = cgroup::remove(&plan)
+                {
+                    tracing::warn!(run_dir = %run_dir.display(), error = %e, "the task's cgroups remain");
+                }
+            });
+            let _ = removal.await;
+        })
     }
 
     fn pid(&self) -> Option<u32> {

@@ -121,10 +121,48 @@ pub fn list_log_files(dir: &Path, prefix: &str) -> std::io::Result<Vec<(u64, u64
     Ok(files)
 }
 
+/// Opens directory `dir` itself, refusing a symlink (`ELOOP`). Tasks of isolated drivers
+/// can write their allocation's `alloc/` directory, logs included, while the client and
+/// the executor write and read the logs as root: a task must not be able to turn
+/// `alloc/logs` or a log file into a link to a host file. So the directory is opened
+/// without following a link, and files in it through [`open_in`].
+pub fn open_dir_nofollow(dir: &Path) -> std::io::Result<std::fs::File> {
+    use std::os::unix::fs::OpenOptionsExt;
+    std::fs::OpenOptions::new().read(true).custom_flags(libc::O_DIRECTORY | libc::O_NOFOLLOW).open(dir)
+}
+
+/// Opens `name` in the directory `dir` (from [`open_dir_nofollow`]) for appending
+/// (`append`, created if missing) or reading, never through a symlink, and only if it is
+/// a regular file.
+pub fn open_in(dir: &std::fs::File, name: &str, append: bool) -> std::io::Result<std::fs::File> {
+    use std::os::fd::{AsRawFd, FromRawFd};
+    let c_name = std::ffi::CString::new(name).map_err(|_| std::io::Error::other("a file name with a NUL byte"))?;
+    let flags = libc::O_NOFOLLOW
+        | libc::O_CLOEXEC
+        | libc::O_NONBLOCK
+        | if append { libc::O_WRONLY | libc::O_APPEND | libc::O_CREAT } else { libc::O_RDONLY };
+    // SAFETY: `openat` on a directory descriptor we hold, with a NUL-terminated name; the
+    // returned descriptor is owned by the `File` at once.
+    let fd = unsafe { libc::openat(dir.as_raw_fd(), c_name.as_ptr(), flags, 0o644 as libc::c_uint) };
+    if fd < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    // SAFETY: `fd` is a fresh descriptor nothing else owns.
+    let file = unsafe { std::fs::File::from_raw_fd(fd) };
+    if !file.metadata()?.is_file() {
+        // A FIFO or a device node planted in place of a log (O_NONBLOCK kept the open
+        // from blocking on a FIFO).
+        return Err(std::io::Error::other(format!("{name} is not a regular file")));
+    }
+    Ok(file)
+}
+
 /// Appends to a stream's newest file, rotating at `max_file_bytes`.
 #[derive(Debug)]
 pub struct RotatingWriter {
     dir: PathBuf,
+    /// `dir`, opened once: files are created and removed relative to it.
+    dir_fd: std::fs::File,
     prefix: String,
     limits: LogLimits,
     index: u64,
@@ -136,14 +174,12 @@ impl RotatingWriter {
     /// Opens the newest file of `<dir>/<prefix>.<n>` for appending (file 0 if none).
     pub fn open(dir: &Path, prefix: &str, limits: LogLimits) -> std::io::Result<Self> {
         std::fs::create_dir_all(dir)?;
+        let dir_fd = open_dir_nofollow(dir)?;
         let (index, size) = list_log_files(dir, prefix)?.last().copied().unwrap_or((0, 0));
         let limits = LogLimits { max_file_bytes: limits.max_file_bytes.max(1), max_files: limits.max_files.max(1) };
-        let file = Self::open_file(dir, prefix, index)?;
-        Ok(Self { dir: dir.to_owned(), prefix: prefix.to_owned(), limits, index, size, file })
-    }
-
-    fn open_file(dir: &Path, prefix: &str, index: u64) -> std::io::Result<std::fs::File> {
-        std::fs::OpenOptions::new().create(true).append(true).open(dir.join(format!("{prefix}.{index}")))
+        let file = open_in(&dir_fd, &format!("{prefix}.{index}"), true)?;
+        let size = file.metadata().map_or(size, |m| m.len());
+        Ok(Self { dir: dir.to_owned(), dir_fd, prefix: prefix.to_owned(), limits, index, size, file })
     }
 
     /// Writes all of `data`, splitting it across files at the size limit.
@@ -163,15 +199,20 @@ impl RotatingWriter {
 
     fn rotate(&mut self) -> std::io::Result<()> {
         self.index += 1;
-        self.file = Self::open_file(&self.dir, &self.prefix, self.index)?;
-        self.size = 0;
+        self.file = open_in(&self.dir_fd, &format!("{}.{}", self.prefix, self.index), true)?;
+        self.size = self.file.metadata()?.len();
         // Keep the newest `max_files`: everything at or below `index - max_files` goes.
         let keep_from = (self.index + 1).saturating_sub(u64::from(self.limits.max_files));
         for (old, _) in list_log_files(&self.dir, &self.prefix)? {
             if old < keep_from {
-                match std::fs::remove_file(self.dir.join(format!("{}.{old}", self.prefix))) {
-                    Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e),
-                    _ => {}
+                let name = std::ffi::CString::new(format!("{}.{old}", self.prefix))
+                    .map_err(|_| std::io::Error::other("a file name with a NUL byte"))?;
+                // SAFETY: `unlinkat` relative to the directory we hold (a link in place
+                // of an old file is removed itself, never what it points to).
+                let rc = unsafe { libc::unlinkat(std::os::fd::AsRawFd::as_raw_fd(&self.dir_fd), name.as_ptr(), 0) };
+                let err = std::io::Error::last_os_error();
+                if rc != 0 && err.kind() != std::io::ErrorKind::NotFound {
+                    return Err(err);
                 }
             }
         }
@@ -314,7 +355,7 @@ impl Reader {
         }
         let (index, offset) = self.pos;
         if self.open.as_ref().is_none_or(|(i, _)| *i != index) {
-            match std::fs::File::open(self.dir.join(format!("{}.{index}", self.prefix))) {
+            match open_dir_nofollow(&self.dir).and_then(|d| open_in(&d, &format!("{}.{index}", self.prefix), false)) {
                 Ok(f) => self.open = Some((index, f)),
                 // Rotated out before we got to it: go on with the oldest file left.
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
@@ -404,6 +445,39 @@ mod tests {
 
     fn limits(bytes: u64, files: u32) -> LogLimits {
         LogLimits { max_file_bytes: bytes, max_files: files }
+    }
+
+    #[test]
+    fn log_files_and_the_logs_dir_are_never_opened_through_a_symlink_a_task_planted() {
+        let tmp = tempfile::tempdir().unwrap();
+        let (logs, victim) = (tmp.path().join("logs"), tmp.path().join("host-file"));
+        std::fs::create_dir(&logs).unwrap();
+        std::fs::write(&victim, "host data\n").unwrap();
+
+        // A link in place of the newest log file: the writer refuses it, the reader too.
+        std::os::unix::fs::symlink(&victim, logs.join("t.stdout.3")).unwrap();
+        let err = RotatingWriter::open(&logs, "t.stdout", limits(100, 2)).unwrap_err();
+        assert_eq!(err.raw_os_error(), Some(libc::ELOOP), "{err}");
+        let dir = open_dir_nofollow(&logs).unwrap();
+        assert!(open_in(&dir, "t.stdout.3", false).is_err());
+        assert_eq!(std::fs::read_to_string(&victim).unwrap(), "host data\n");
+
+        // Rotating out an old file that is a link removes the link, not its target.
+        std::fs::remove_file(logs.join("t.stdout.3")).unwrap();
+        std::os::unix::fs::symlink(&victim, logs.join("t.stderr.0")).unwrap();
+        std::fs::write(logs.join("t.stderr.1"), "").unwrap();
+        let mut w = RotatingWriter::open(&logs, "t.stderr", limits(4, 1)).unwrap();
+        w.write_all(b"12345678").unwrap();
+        assert!(std::fs::symlink_metadata(logs.join("t.stderr.0")).is_err(), "the old link is gone");
+        assert_eq!(std::fs::read_to_string(&victim).unwrap(), "host data\n");
+
+        // The logs directory itself replaced by a link to a host directory.
+        let elsewhere = tmp.path().join("elsewhere");
+        std::fs::create_dir(&elsewhere).unwrap();
+        let linked = tmp.path().join("linked-logs");
+        std::os::unix::fs::symlink(&elsewhere, &linked).unwrap();
+        assert!(RotatingWriter::open(&linked, "t.stdout", limits(100, 2)).is_err());
+        assert!(std::fs::read_dir(&elsewhere).unwrap().next().is_none(), "nothing written through the link");
     }
 
     fn contents(dir: &Path, prefix: &str) -> Vec<(u64, String)> {

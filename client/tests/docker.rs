@@ -601,3 +601,37 @@ async fn the_node_reports_docker_healthy_only_while_the_daemon_answers() {
     assert!(!down.attributes.contains_key("driver.docker"));
     client.shutdown(ShutdownMode::LeaveTasksRunning).await;
 }
+
+#[tokio::test]
+async fn an_allocation_the_servers_forgot_leaves_no_container_even_one_a_failed_removal_left() {
+    let Some(docker) = docker_or_skip().await else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let link = FakeLink::new();
+    let client = start_client(dir.path(), &link).await;
+    let alloc = alloc_id("forgotten");
+    let _guard = Containers { alloc: alloc.clone() };
+    let id = AllocId::new(&alloc);
+    link.put_alloc(common::alloc(&alloc, &service_job("forgotten")));
+    wait_task_state(&link, &id, "t", TaskStateKind::Running).await;
+    running_container(&docker, &alloc, None).await;
+    // A container of an earlier attempt whose removal failed.
+    let labels =
+        HashMap::from([(ALLOC_LABEL.to_owned(), alloc.clone()), ("io.stead.managed".to_owned(), "true".to_owned())]);
+    let body = bollard::models::ContainerCreateBody {
+        image: Some(IMAGE.to_owned()),
+        cmd: Some(vec!["/bin/sleep".to_owned(), "600".to_owned()]),
+        labels: Some(labels),
+        ..Default::default()
+    };
+    docker.create_container(None::<bollard::query_parameters::CreateContainerOptions>, body).await.unwrap();
+    assert_eq!(containers_of(&docker, &alloc).await.len(), 2);
+
+    link.remove_alloc(&id);
+    let mut waited = Duration::ZERO;
+    while !containers_of(&docker, &alloc).await.is_empty() {
+        assert!(waited < DEADLINE, "the forgotten allocation's containers are removed");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        waited += Duration::from_millis(50);
+    }
+    client.shutdown(ShutdownMode::StopTasks).await;
+}

@@ -142,6 +142,43 @@ fn terminated(alloc: &Allocation) -> Vec<&TaskEvent> {
 }
 
 #[tokio::test]
+async fn exec_task_cannot_set_kernel_knobs_use_device_nodes_or_aim_its_logs_at_host_files() {
+    let Some((dir, link, client)) = set_up().await else { return };
+    let outside = tempfile::tempdir().unwrap();
+    let victim = outside.path().join("victim");
+    std::fs::write(&victim, b"host data\n").unwrap();
+    let script = format!(
+        "if [ -e /alloc/data/ran ]; then echo second attempt; exit 0; fi; touch /alloc/data/ran; \
+         echo 1 > /proc/sys/vm/overcommit_ratio 2>/dev/null && echo sysctl=written || echo sysctl=refused; \
+         [ -s /proc/kcore ] && echo kcore=visible || echo kcore=hidden; \
+         mknod /tmp/disk b 8 0 2>/dev/null; head -c1 /tmp/disk >/dev/null 2>&1 && echo disk=opened || echo disk=refused; \
+         mknod /dev/evil c 1 3 2>/dev/null && echo dev=writable || echo dev=read-only; \
+         ln -s {victim} /alloc/logs/t.stdout.5; echo planted; exit 1",
+        victim = victim.display(),
+    );
+    let mut job = sh("escape", JobType::Batch, &script);
+    job.task_groups[0].tasks[0].restart_policy = Some(restart_policy(1, RestartMode::Fail));
+    let id = unique_id("escape");
+    link.put_alloc(alloc(id.as_str(), &job));
+    let done = wait_client_status(&link, &id, AllocClientStatus::Failed).await;
+
+    let out = stdout(dir.path(), &id);
+    for expected in ["sysctl=refused", "kcore=hidden", "disk=refused", "dev=read-only", "planted"] {
+        assert!(out.lines().any(|l| l == expected), "{expected} in {out:?}");
+    }
+    // The second attempt would have appended to the planted link: it refuses to.
+    assert_eq!(std::fs::read_to_string(&victim).unwrap(), "host data\n", "the host file is untouched");
+    let events = &done.task_states["t"].events;
+    assert!(
+        events
+            .iter()
+            .any(|e| e.event_type == "Driver Failure" && e.display_message.contains("cannot open the stdout log")),
+        "{events:#?}"
+    );
+    client.shutdown(ShutdownMode::StopTasks).await;
+}
+
+#[tokio::test]
 async fn exec_task_is_pid_1_of_its_own_namespace_chrooted_in_its_task_dir_with_its_own_hostname() {
     let Some((dir, link, client)) = set_up().await else { return };
     // A host file outside the data dir: the task must not see it.

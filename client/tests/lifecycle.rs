@@ -210,3 +210,43 @@ async fn a_restarted_client_continues_the_lifecycle_without_running_finished_hoo
     }
     again.shutdown(ShutdownMode::LeaveTasksRunning).await;
 }
+
+#[tokio::test]
+async fn a_stop_interrupted_by_a_client_restart_goes_on_in_order_and_runs_poststop() {
+    let dir = tempfile::tempdir().unwrap();
+    let link = FakeLink::new();
+    let client = start(dir.path(), &link).await;
+    let job = group_job(
+        "stop-restart",
+        JobType::Service,
+        vec![
+            hook("main", None, false, json!({"run_for": "1h", "kill_after": "300ms"})),
+            hook("init", Some(LifecycleHook::Prestart), false, json!({"run_for": "10ms"})),
+            hook("proxy", Some(LifecycleHook::Prestart), true, json!({"run_for": "1h"})),
+            hook("cleanup", Some(LifecycleHook::Poststop), false, json!({"run_for": "10ms"})),
+        ],
+    );
+    let id = AllocId::new("a-stop-restart");
+    link.put_alloc(alloc(id.as_str(), &job));
+    wait_task_state(&link, &id, "main", TaskStateKind::Running).await;
+    link.set_desired(&id, AllocDesiredStatus::Stop);
+    wait_for("the main task being killed", || link.task_state(&id, "main").filter(|s| count_events(s, "Killing") == 1))
+        .await;
+    // The client goes away mid-stop (the main task takes 300 ms to die) and comes back.
+    client.shutdown(ShutdownMode::LeaveTasksRunning).await;
+    let again = start(dir.path(), &link).await;
+
+    let done = wait_for("every task dead", || all_dead(&link, &id, 4)).await;
+    assert_eq!(done.client_status, AllocClientStatus::Complete, "{:#?}", done.task_states);
+    let s = |name: &str| &done.task_states[name];
+    assert_eq!(
+        count_events(s("main"), "Started"),
+        1,
+        "the main task never started again: {:?}",
+        event_types(s("main"))
+    );
+    assert_eq!(count_events(s("init"), "Started"), 1, "{:?}", event_types(s("init")));
+    assert!(at(s("main"), "Killed", 0) <= at(s("proxy"), "Killing", 0));
+    assert_eq!(count_events(s("cleanup"), "Started"), 1, "poststop ran: {:?}", event_types(s("cleanup")));
+    again.shutdown(ShutdownMode::LeaveTasksRunning).await;
+}

@@ -348,6 +348,7 @@ mod sys {
                         } else if errno().raw_os_error() == Some(libc::EINVAL) {
                             // An initramfs root cannot be pivoted away from.
                             check(libc::chroot(c".".as_ptr()))?;
+                            CHROOTED_ONLY.store(true, std::sync::atomic::Ordering::SeqCst);
                         } else {
                             return Err(errno());
                         }
@@ -355,6 +356,10 @@ mod sys {
                     }
                     Op::Chdir(dir) => check(libc::chdir(dir.as_ptr())),
                     Op::Capabilities { keep, last } => {
+                        let mut keep = *keep;
+                        if CHROOTED_ONLY.load(std::sync::atomic::Ordering::SeqCst) {
+                            keep &= !(1u64 << CAP_SYS_CHROOT);
+                        }
                         for cap in 0..=*last {
                             if keep & (1u64 << cap) == 0 {
                                 check(libc::prctl(libc::PR_CAPBSET_DROP, cap as libc::c_ulong, 0, 0, 0))?;
@@ -383,7 +388,33 @@ mod sys {
         op: Op,
         /// What the step does, for the error when it fails.
         what: String,
+        /// A step on a path that may not exist on this kernel (`/proc/kcore`): `ENOENT`
+        /// skips it.
+        optional: bool,
     }
+
+    struct StepList(Vec<Step>);
+
+    impl StepList {
+        fn add(&mut self, op: Op, what: String) {
+            self.0.push(Step { op, what, optional: false });
+        }
+
+        fn optional(&mut self, op: Op, what: String) {
+            self.0.push(Step { op, what, optional: true });
+        }
+    }
+
+    /// Set in the child when the root could only be `chroot`ed (an initramfs root):
+    /// `CAP_SYS_CHROOT` would then let the task climb out, so it is not kept.
+    static CHROOTED_ONLY: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+    const CAP_SYS_CHROOT: u32 = 18;
+
+    /// Under the task's `/proc`: made read-only (the kernel's knobs; the task runs as
+    /// root, and uid 0 is what most of them check) ...
+    const PROC_READ_ONLY: &[&str] = &["sys", "sysrq-trigger", "irq", "bus", "fs"];
+    /// ... and hidden behind `/dev/null` (kernel memory, keys, timers), as runc does.
+    const PROC_MASKED: &[&str] = &["kcore", "keys", "timer_list", "sched_debug", "latency_stats", "timer_stats"];
 
     /// Everything [`Prepared::enter`] needs, made before the fork.
     pub struct Prepared {
@@ -454,22 +485,21 @@ mod sys {
         pub fn new(spec: &IsolationSpec, cwd: &Path) -> Result<Self, String> {
             let root = std::fs::canonicalize(&spec.root)
                 .map_err(|e| format!("task directory {}: {e}", spec.root.display()))?;
-            let mut steps = Vec::new();
-            let mut step = |op: Op, what: String| steps.push(Step { op, what });
+            let mut steps = StepList(Vec::new());
             for procs in spec.cgroup.iter().flat_map(|c| &c.procs) {
                 let file = std::fs::OpenOptions::new()
                     .write(true)
                     .open(procs)
                     .map_err(|e| format!("cannot open {}: {e}", procs.display()))?;
-                step(Op::JoinCgroup(file.into()), format!("joining the cgroup ({})", procs.display()));
+                steps.add(Op::JoinCgroup(file.into()), format!("joining the cgroup ({})", procs.display()));
             }
-            step(
+            steps.add(
                 Op::Unshare(libc::CLONE_NEWNS | libc::CLONE_NEWIPC | libc::CLONE_NEWUTS),
                 "creating the mount, ipc and uts namespaces".to_owned(),
             );
-            step(Op::SlaveMounts, "making the task's mounts slaves of the host's".to_owned());
+            steps.add(Op::SlaveMounts, "making the task's mounts slaves of the host's".to_owned());
             let root_c = cstring(&root)?;
-            step(
+            steps.add(
                 Op::Mount {
                     source: root_c.clone(),
                     target: root_c.clone(),
@@ -478,6 +508,14 @@ mod sys {
                     data: None,
                 },
                 format!("binding the task directory {} onto itself", root.display()),
+            );
+            // What the task can write holds no device nodes or set-uid files that work.
+            steps.add(
+                Op::Remount {
+                    target: root_c.clone(),
+                    flags: libc::MS_BIND | libc::MS_REMOUNT | libc::MS_NOSUID | libc::MS_NODEV | kept_flags(&root),
+                },
+                format!("making the task directory {} nosuid and nodev", root.display()),
             );
             let tmpfs = |options: &str| (Some(c"tmpfs".to_owned()), Some(CString::new(options).unwrap_or_default()));
             for mount in &spec.mounts {
@@ -488,18 +526,21 @@ mod sys {
                         let (source_c, target_c) = (cstring(source)?, cstring(&target)?);
                         let flags = libc::MS_BIND | if meta.is_dir() { libc::MS_REC } else { 0 };
                         let what = format!("binding {} at {}", source.display(), target.display());
-                        step(
+                        steps.add(
                             Op::Mount { source: source_c, target: target_c.clone(), fstype: None, flags, data: None },
                             what.clone(),
                         );
-                        if *read_only {
-                            let flags = libc::MS_BIND | libc::MS_REMOUNT | libc::MS_RDONLY | kept_flags(source);
-                            step(Op::Remount { target: target_c, flags }, format!("{what}: making it read-only"));
-                        }
+                        let (flags, how) = if *read_only {
+                            (libc::MS_RDONLY | libc::MS_NODEV, "read-only and nodev")
+                        } else {
+                            (libc::MS_NOSUID | libc::MS_NODEV, "nosuid and nodev")
+                        };
+                        let flags = libc::MS_BIND | libc::MS_REMOUNT | flags | kept_flags(source);
+                        steps.add(Op::Remount { target: target_c, flags }, format!("{what}: making it {how}"));
                     }
                     MountKind::Proc => {
                         let target = mount_point(&root, &mount.target, false)?;
-                        step(
+                        steps.add(
                             Op::Mount {
                                 source: c"proc".to_owned(),
                                 target: cstring(&target)?,
@@ -509,11 +550,41 @@ mod sys {
                             },
                             format!("mounting proc at {}", target.display()),
                         );
+                        for name in PROC_READ_ONLY {
+                            let path = cstring(&target.join(name))?;
+                            let what = format!("making {} read-only", target.join(name).display());
+                            let bind = Op::Mount {
+                                source: path.clone(),
+                                target: path.clone(),
+                                fstype: None,
+                                flags: libc::MS_BIND | libc::MS_REC,
+                                data: None,
+                            };
+                            let flags = libc::MS_BIND
+                                | libc::MS_REMOUNT
+                                | libc::MS_RDONLY
+                                | libc::MS_NOSUID
+                                | libc::MS_NODEV
+                                | libc::MS_NOEXEC;
+                            steps.optional(bind, what.clone());
+                            steps.optional(Op::Remount { target: path, flags }, what);
+                        }
+                        for name in PROC_MASKED {
+                            let path = target.join(name);
+                            let mask = Op::Mount {
+                                source: c"/dev/null".to_owned(),
+                                target: cstring(&path)?,
+                                fstype: None,
+                                flags: libc::MS_BIND,
+                                data: None,
+                            };
+                            steps.optional(mask, format!("hiding {}", path.display()));
+                        }
                     }
                     MountKind::Dev => {
                         let dev = mount_point(&root, &mount.target, false)?;
                         let (fstype, data) = tmpfs("mode=755,size=65536k");
-                        step(
+                        steps.add(
                             Op::Mount {
                                 source: c"tmpfs".to_owned(),
                                 target: cstring(&dev)?,
@@ -532,7 +603,7 @@ mod sys {
                             ("tty", 5, 0),
                         ] {
                             let path = dev.join(name);
-                            step(
+                            steps.add(
                                 Op::Mknod { path: cstring(&path)?, dev: libc::makedev(major, minor) },
                                 format!("creating {}", path.display()),
                             );
@@ -544,15 +615,15 @@ mod sys {
                             ("stderr", "/proc/self/fd/2"),
                         ] {
                             let link = dev.join(link);
-                            step(
+                            steps.add(
                                 Op::Symlink { target: cstring(Path::new(target))?, link: cstring(&link)? },
                                 format!("linking {} to {target}", link.display()),
                             );
                         }
                         let shm = dev.join("shm");
-                        step(Op::Mkdir(cstring(&shm)?), format!("creating {}", shm.display()));
+                        steps.add(Op::Mkdir(cstring(&shm)?), format!("creating {}", shm.display()));
                         let (fstype, data) = tmpfs("mode=1777,size=65536k");
-                        step(
+                        steps.add(
                             Op::Mount {
                                 source: c"shm".to_owned(),
                                 target: cstring(&shm)?,
@@ -562,21 +633,29 @@ mod sys {
                             },
                             format!("mounting a tmpfs at {}", shm.display()),
                         );
+                        // No new device nodes (the task keeps `mknod`, as in Nomad).
+                        steps.add(
+                            Op::Remount {
+                                target: cstring(&dev)?,
+                                flags: libc::MS_REMOUNT | libc::MS_RDONLY | libc::MS_NOSUID | libc::MS_NOEXEC,
+                            },
+                            format!("making {} read-only", dev.display()),
+                        );
                     }
                 }
             }
             let hostname = CString::new(spec.hostname.as_str())
                 .map_err(|_| format!("host name {:?} contains a NUL byte", spec.hostname))?;
-            step(Op::Hostname(hostname), format!("setting the host name to {:?}", spec.hostname));
-            step(Op::PivotRoot(root_c), format!("changing the root to {}", root.display()));
+            steps.add(Op::Hostname(hostname), format!("setting the host name to {:?}", spec.hostname));
+            steps.add(Op::PivotRoot(root_c), format!("changing the root to {}", root.display()));
             let keep = capability_mask(&spec.capabilities)?;
             let last = std::fs::read_to_string("/proc/sys/kernel/cap_last_cap")
                 .ok()
                 .and_then(|s| s.trim().parse().ok())
                 .unwrap_or(CAP_LAST_DEFAULT)
                 .min(63);
-            step(Op::Chdir(cstring(cwd)?), format!("changing to the working directory {}", cwd.display()));
-            step(Op::Capabilities { keep, last }, "dropping capabilities".to_owned());
+            steps.add(Op::Chdir(cstring(cwd)?), format!("changing to the working directory {}", cwd.display()));
+            steps.add(Op::Capabilities { keep, last }, "dropping capabilities".to_owned());
 
             let mut fds = [0; 2];
             // SAFETY: pipe2 fills the two descriptors it is given.
@@ -585,7 +664,7 @@ mod sys {
             }
             // SAFETY: both descriptors were just created and are owned by nobody else.
             let (report_read, report_write) = unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) };
-            Ok(Self { steps, report_read, report_write })
+            Ok(Self { steps: steps.0, report_read, report_write })
         }
 
         /// Runs the steps. Only between fork and exec, in the child.
@@ -597,6 +676,9 @@ mod sys {
             for (i, step) in self.steps.iter().enumerate() {
                 // SAFETY: the caller's contract; each step is a syscall on prepared data.
                 if let Err(e) = unsafe { step.op.run() } {
+                    if step.optional && e.raw_os_error() == Some(libc::ENOENT) {
+                        continue;
+                    }
                     let index = (i as u32).to_ne_bytes();
                     // SAFETY: a write of 4 bytes to our own pipe; a failure leaves the
                     // parent with the bare errno, which is still reported.

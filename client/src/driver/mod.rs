@@ -238,6 +238,14 @@ pub trait Driver: Send + Sync + 'static {
     /// handle's `wait` then says how.
     fn reattach(&self, persisted: serde_json::Value) -> BoxFuture<'_, Result<Box<dyn TaskHandle>, DriverError>>;
 
+    /// The allocation is gone for good (its directories are about to be removed):
+    /// removes whatever the driver may still hold for it that a handle did not free (a
+    /// container whose removal failed).
+    fn forget_alloc(&self, alloc: &AllocId) -> BoxFuture<'_, ()> {
+        let _ = alloc;
+        Box::pin(async {})
+    }
+
     /// After a crash between "start requested" and "handle saved": whatever `start`
     /// left running in `run_dir`, if anything.
     fn recover(&self, run_dir: PathBuf) -> BoxFuture<'_, Option<Box<dyn TaskHandle>>> {
@@ -288,6 +296,13 @@ impl Drivers {
 
     pub fn get(&self, name: &str) -> Option<&Arc<dyn Driver>> {
         self.by_name.get(name)
+    }
+
+    /// Every driver's [`Driver::forget_alloc`].
+    pub async fn forget_alloc(&self, alloc: &AllocId) {
+        for driver in self.by_name.values() {
+            driver.forget_alloc(alloc).await;
+        }
     }
 
     /// Every driver's [`Driver::probe`], one after the other.

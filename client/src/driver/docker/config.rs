@@ -311,11 +311,28 @@ fn stays_inside(rel: &Path) -> bool {
     true
 }
 
+/// Whether `root/rel` is still inside `root` once symlinks are resolved: the task writes
+/// its own directory, and an earlier attempt may have left `local/x -> /` there. What
+/// does not exist yet holds no link (Docker creates it as a directory); a `root` that
+/// does not exist holds nothing at all.
+fn resolves_inside(root: &Path, rel: &Path) -> bool {
+    let Ok(real_root) = std::fs::canonicalize(root) else { return true };
+    let mut probe = root.join(rel);
+    loop {
+        match std::fs::canonicalize(&probe) {
+            Ok(real) => return real.starts_with(&real_root),
+            Err(_) if probe.pop() && probe.starts_with(root) => continue,
+            Err(_) => return true,
+        }
+    }
+}
+
 /// A host path of a volume or bind mount: relative ones are in the task directory and
-/// always allowed; others only where the client enables volumes (Nomad's rule).
+/// always allowed; others (and relative ones a symlink leads out) only where the client
+/// enables volumes (Nomad's rule).
 fn host_path(spec: &TaskSpec, settings: &DockerConfig, path: &str, what: &str) -> Result<PathBuf, DriverError> {
     let p = Path::new(path);
-    if !p.is_absolute() && stays_inside(p) {
+    if !p.is_absolute() && stays_inside(p) && resolves_inside(&spec.task_dir, p) {
         return Ok(spec.task_dir.join(p));
     }
     if !settings.volumes_enabled {
@@ -635,6 +652,17 @@ mod tests {
         let e = body(&spec(json!({"image": "x", "mount": [{"type": "bind", "source": "/", "target": "/h"}]})), &closed)
             .unwrap_err();
         assert!(e.to_string().contains("volumes are disabled"), "{e}");
+
+        // A link an earlier attempt left in the task directory does not lead out.
+        let tmp = tempfile::tempdir().unwrap();
+        let mut linked = spec(json!({"image": "x", "volumes": ["local/x:/host", "local/real:/ok"]}));
+        linked.task_dir = tmp.path().join("web");
+        std::fs::create_dir_all(linked.task_dir.join("local/real")).unwrap();
+        std::os::unix::fs::symlink("/", linked.task_dir.join("local/x")).unwrap();
+        let e = body(&linked, &closed).unwrap_err();
+        assert!(e.to_string().contains("\"local/x\"") && e.to_string().contains("volumes are disabled"), "{e}");
+        linked.config = map(json!({"image": "x", "volumes": ["local/real/new:/ok"]}));
+        assert!(body(&linked, &closed).is_ok(), "a path inside that does not exist yet is fine");
 
         let e = body(&spec(json!({"image": "x", "ports": ["db"]})), &DockerConfig::default()).unwrap_err();
         assert_eq!(

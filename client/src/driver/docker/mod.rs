@@ -30,14 +30,15 @@ use bollard::Docker;
 use bollard::errors::Error as BollardError;
 use bollard::models::ContainerStateStatusEnum;
 use bollard::query_parameters::{
-    CreateContainerOptionsBuilder, CreateImageOptionsBuilder, RemoveContainerOptionsBuilder,
+    CreateContainerOptionsBuilder, CreateImageOptionsBuilder, ListContainersOptionsBuilder,
+    RemoveContainerOptionsBuilder,
 };
 use futures::StreamExt;
 use futures::future::BoxFuture;
 use serde::{Deserialize, Serialize};
 use stead_model::DriverInfo;
 
-use self::config::{DockerTaskConfig, LABEL_ALLOC_ID, container_body, container_name, split_reference};
+use self::config::{DockerTaskConfig, LABEL_ALLOC_ID, LABEL_MANAGED, container_body, container_name, split_reference};
 use self::handle::DockerHandle;
 use super::{Driver, DriverError, ExitResult, FsIsolation, TaskHandle, TaskSpec};
 use crate::config::DockerConfig;
@@ -378,11 +379,42 @@ impl Driver for DockerDriver {
                     "container {} ({}) no longer exists",
                     p.container_name, p.container_id
                 ))),
+                // The daemon is away (restarting with the client, say): the container may
+                // well run. The handle's waiter keeps asking until the daemon answers;
+                // calling the task lost would start a second container beside it.
                 ContainerState::Unknown(e) => {
-                    Err(DriverError::Reattach(format!("cannot inspect container {}: {e}", p.container_name)))
+                    tracing::warn!(container = %p.container_name, error = %e, "cannot inspect the container; re-attaching anyway");
+                    Ok(Box::new(DockerHandle::spawn(docker.clone(), p)) as Box<dyn TaskHandle>)
                 }
                 ContainerState::Running | ContainerState::Stopped(_) => {
                     Ok(Box::new(DockerHandle::spawn(docker.clone(), p)) as Box<dyn TaskHandle>)
+                }
+            }
+        })
+    }
+
+    fn forget_alloc(&self, alloc: &stead_model::AllocId) -> BoxFuture<'_, ()> {
+        let alloc = alloc.to_string();
+        Box::pin(async move {
+            let Ok(docker) = self.connection.get() else { return };
+            let filters = std::collections::HashMap::from([(
+                "label".to_owned(),
+                vec![format!("{LABEL_ALLOC_ID}={alloc}"), format!("{LABEL_MANAGED}=true")],
+            )]);
+            let options = ListContainersOptionsBuilder::new().all(true).filters(&filters).build();
+            let containers = match docker.list_containers(Some(options)).await {
+                Ok(list) => list,
+                Err(e) => {
+                    tracing::warn!(alloc = %alloc, error = %e, "cannot list the allocation's containers to remove them");
+                    return;
+                }
+            };
+            for id in containers.into_iter().filter_map(|c| c.id) {
+                let options = RemoveContainerOptionsBuilder::new().force(true).v(true).build();
+                match docker.remove_container(&id, Some(options)).await {
+                    Ok(()) => tracing::info!(alloc = %alloc, container = %id, "removed a container left behind"),
+                    Err(e) if status_of(&e) == Some(404) => {}
+                    Err(e) => tracing::warn!(alloc = %alloc, container = %id, error = %e, "cannot remove a container"),
                 }
             }
         })
