@@ -1022,7 +1022,7 @@ fn job_status_is_derived_from_its_allocations_and_evaluations_as_nomad_does() {
     assert_eq!(job.derived_status(&[], &[]), JobStatus::Pending, "nothing yet");
     assert_eq!(job.derived_status(&[], &[eval(EvalStatus::Pending)]), JobStatus::Pending);
     let running = alloc(AllocDesiredStatus::Run, AllocClientStatus::Running);
-    assert_eq!(job.derived_status(&[running.clone()], &[eval(EvalStatus::Complete)]), JobStatus::Running);
+    assert_eq!(job.derived_status(std::slice::from_ref(&running), &[eval(EvalStatus::Complete)]), JobStatus::Running);
     let pending = alloc(AllocDesiredStatus::Run, AllocClientStatus::Pending);
     assert_eq!(job.derived_status(&[pending], &[]), JobStatus::Running, "a pending allocation is not terminal");
     let done = alloc(AllocDesiredStatus::Run, AllocClientStatus::Complete);
