@@ -9,11 +9,10 @@
 mod common;
 
 use std::collections::HashMap;
-use std::io::{Read, Write};
 use std::time::Duration;
 
 use bollard::query_parameters::ListContainersOptionsBuilder;
-use common::{Agent, poll_until};
+use common::{Agent, http_get, poll_until};
 use stead_testkit::docker::{TEST_IMAGE, docker_or_skip};
 
 const DEADLINE: Duration = Duration::from_secs(30);
@@ -57,15 +56,6 @@ fn job_hcl(id: &str) -> String {
     )
 }
 
-fn http_get(addr: &str) -> Option<String> {
-    let mut stream = std::net::TcpStream::connect(addr).ok()?;
-    stream.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
-    stream.write_all(b"GET /index.html HTTP/1.0\r\n\r\n").ok()?;
-    let mut answer = String::new();
-    stream.read_to_string(&mut answer).ok()?;
-    Some(answer)
-}
-
 async fn containers_of(docker: &bollard::Docker, alloc: &str) -> Vec<String> {
     let filters = HashMap::from([("label", vec![format!("com.hashicorp.nomad.alloc_id={alloc}")])]);
     let options = ListContainersOptionsBuilder::new().all(true).filters(&filters).build();
@@ -83,13 +73,17 @@ async fn a_docker_job_with_a_prestart_task_serves_on_its_mapped_port_and_stop_re
     assert_eq!(run.code, Some(0), "{run:?}");
 
     let allocs = tokio::task::block_in_place(|| {
-        agent.await_json("/v1/job/docker-web/allocations", "the allocation running", DEADLINE, |allocs| {
-            let allocs = allocs.as_array().unwrap();
-            allocs.len() == 1 && allocs[0]["ClientStatus"] == "running"
+        agent.await_json("/v1/job/docker-web/allocations", "the allocation placed", DEADLINE, |allocs| {
+            allocs.as_array().unwrap().len() == 1
         })
     });
     let id = allocs[0]["ID"].as_str().unwrap().to_owned();
-    let alloc = tokio::task::block_in_place(|| agent.get_json(&format!("/v1/allocation/{id}")));
+    // The allocation is running as soon as its init task is; the main task starts after.
+    let alloc = tokio::task::block_in_place(|| {
+        agent.await_json(&format!("/v1/allocation/{id}"), "the main task running", DEADLINE, |alloc| {
+            alloc["TaskStates"]["web"]["State"] == "running"
+        })
+    });
     let init = &alloc["TaskStates"]["init"];
     assert_eq!((&init["State"], &init["Failed"]), (&"dead".into(), &false.into()), "{init:#}");
     let port = &alloc["AllocatedResources"]["Shared"]["Networks"][0]["DynamicPorts"][0];
@@ -97,7 +91,7 @@ async fn a_docker_job_with_a_prestart_task_serves_on_its_mapped_port_and_stop_re
     let host_port = port["Value"].as_u64().unwrap();
 
     let answer = poll_until(&format!("httpd on 127.0.0.1:{host_port}"), DEADLINE, |seen| {
-        let answer = http_get(&format!("127.0.0.1:{host_port}"));
+        let answer = http_get(&format!("127.0.0.1:{host_port}"), "/index.html");
         *seen = format!("{answer:?}");
         answer.filter(|a| a.contains("hello from init"))
     });

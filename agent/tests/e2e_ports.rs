@@ -7,10 +7,9 @@
 
 mod common;
 
-use std::io::{Read, Write};
 use std::time::Duration;
 
-use common::{Agent, TaskReaper, poll_until};
+use common::{Agent, TaskReaper, http_get, poll_until};
 use serde_json::Value;
 
 const DEADLINE: Duration = Duration::from_secs(30);
@@ -42,15 +41,6 @@ fn job_hcl(id: &str, count: u32, fixed: Option<u16>, marker: &str) -> String {
 }}
 "#
     )
-}
-
-fn http_get(addr: &str) -> Option<String> {
-    let mut stream = std::net::TcpStream::connect(addr).ok()?;
-    stream.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
-    stream.write_all(b"GET / HTTP/1.0\r\n\r\n").ok()?;
-    let mut answer = String::new();
-    stream.read_to_string(&mut answer).ok()?;
-    Some(answer)
 }
 
 #[test]
@@ -85,7 +75,7 @@ fn dynamic_ports_differ_per_allocation_and_answer_on_the_address_the_task_is_giv
         let fields: Vec<&str> = told.split_whitespace().collect();
         assert_eq!(fields, [&*value.to_string(), &*value.to_string(), &*format!("127.0.0.1:{value}"), "127.0.0.1"]);
         let answer = poll_until(&format!("HTTP on 127.0.0.1:{value}"), DEADLINE, |seen| {
-            let answer = http_get(&format!("127.0.0.1:{value}"));
+            let answer = http_get(&format!("127.0.0.1:{value}"), "/");
             *seen = format!("{answer:?}");
             answer
         });

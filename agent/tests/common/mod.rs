@@ -305,6 +305,17 @@ impl Drop for Agent {
 
 /// Polls `look` (every 20 ms) until it answers `Some`; a deadline only guards against a
 /// hang: past it the test fails naming `what` and what `look` last saw (`seen`).
+/// `GET <path>` over HTTP/1.0 from `addr` (a task's port): the whole answer, or `None`
+/// while nothing answers there.
+pub fn http_get(addr: &str, path: &str) -> Option<String> {
+    let mut stream = TcpStream::connect(addr).ok()?;
+    stream.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+    stream.write_all(format!("GET {path} HTTP/1.0\r\n\r\n").as_bytes()).ok()?;
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer).ok()?;
+    Some(answer)
+}
+
 pub fn poll_until<T>(what: &str, deadline: Duration, mut look: impl FnMut(&mut String) -> Option<T>) -> T {
     let end = Instant::now() + deadline;
     let mut seen = String::new();
