@@ -37,10 +37,16 @@ pub fn fnv1a(bytes: &[u8]) -> u64 {
     h
 }
 
-/// The seed of one scheduling attempt: the cluster's seed, the evaluation and the attempt.
+/// The seed of one scheduling attempt: the cluster's seed, the evaluation, its delivery
+/// (the lease token: unique each time the queue hands the evaluation out) and the attempt.
 /// A retry gets a different node order (as Nomad mixes its refresh index into the shuffle).
-pub fn attempt_seed(cluster_seed: u64, eval_id: &str, attempt: u32) -> u64 {
-    let mut rng = SplitMix64::new(cluster_seed ^ fnv1a(eval_id.as_bytes()) ^ u64::from(attempt).rotate_left(32));
+/// The delivery matters because the seed also draws the allocation IDs: an evaluation
+/// delivered again after its worker died mid-way may already have committed placements
+/// of its first delivery, and must not draw their IDs again (a placement would overwrite
+/// the record of a committed one, and its usage would count twice).
+pub fn attempt_seed(cluster_seed: u64, eval_id: &str, delivery: &str, attempt: u32) -> u64 {
+    let mix = fnv1a(eval_id.as_bytes()) ^ fnv1a(delivery.as_bytes()).rotate_left(23);
+    let mut rng = SplitMix64::new(cluster_seed ^ mix ^ u64::from(attempt).rotate_left(32));
     rng.next_u64()
 }
 
@@ -68,7 +74,9 @@ mod tests {
 
     #[test]
     fn attempts_get_different_seeds() {
-        assert_ne!(attempt_seed(1, "e", 0), attempt_seed(1, "e", 1));
-        assert_eq!(attempt_seed(1, "e", 0), attempt_seed(1, "e", 0));
+        assert_ne!(attempt_seed(1, "e", "lease-1", 0), attempt_seed(1, "e", "lease-1", 1));
+        assert_eq!(attempt_seed(1, "e", "lease-1", 0), attempt_seed(1, "e", "lease-1", 0));
+        // Another delivery of the same evaluation draws other IDs.
+        assert_ne!(attempt_seed(1, "e", "lease-1", 0), attempt_seed(1, "e", "lease-2", 0));
     }
 }

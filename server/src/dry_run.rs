@@ -81,7 +81,7 @@ pub async fn dry_run(
         deployment: state.deployment.as_ref(),
         cluster: &view,
     };
-    let seed = stead_sched::ids::attempt_seed(cluster_seed, eval.id.as_str(), 0);
+    let seed = stead_sched::ids::attempt_seed(cluster_seed, eval.id.as_str(), "dry-run", 0);
     let outcome = schedule(&snapshot, &EvalInput { eval: &eval, now, seed, config });
     Ok(DryRun { outcome, job_modify_index, stored: state.job, snapshot_version: state.version })
 }

@@ -219,6 +219,12 @@ pub async fn read_usage(store: &Store, node: &str) -> Result<Option<NodeUsage>> 
 /// Every usage record (up to `limit`), for checkers and tests.
 pub async fn read_all_usage(store: &Store, limit: usize) -> Result<Vec<NodeUsage>> {
     let tx = store.db.create_transaction()?;
+    read_all_usage_in(store, &tx, limit).await
+}
+
+/// [`read_all_usage`] in `tx`, for a reader that needs them at one read version with
+/// other records.
+pub async fn read_all_usage_in(store: &Store, tx: &Transaction, limit: usize) -> Result<Vec<NodeUsage>> {
     let (begin, end) = store.usages().range();
     let kvs = tx.get_range_all(&RangeOption::new(begin, end).limit(limit), ReadMode::Snapshot).await?;
     kvs.iter()

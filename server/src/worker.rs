@@ -427,7 +427,7 @@ async fn attempt_once(
         deployment: state.deployment.as_ref(),
         cluster: &view,
     };
-    let seed = attempt_seed(ctx.config.cluster_seed, eval.id.as_str(), attempt);
+    let seed = attempt_seed(ctx.config.cluster_seed, eval.id.as_str(), &claim.lease.token, attempt);
     let outcome = schedule(&snapshot, &EvalInput { eval, now, seed, config: &ctx.config.sched });
     let finish = finish_of(&ctx.env, eval, &outcome, state.version, now);
     let token = ctx.env.new_id();

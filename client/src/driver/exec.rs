@@ -152,7 +152,7 @@ impl ExecDriver {
         Self { launcher: Launcher::new("exec", executor, poll), chroot_env, cgroup_root: cgroup::CGROUP_ROOT.into() }
     }
 
-    pub fn probe(&self) -> HostFacts {
+    pub fn host_facts(&self) -> HostFacts {
         HostFacts {
             os: std::env::consts::OS.to_owned(),
             // SAFETY: plain syscall, cannot fail.
@@ -199,7 +199,7 @@ impl Driver for ExecDriver {
     }
 
     fn fingerprint(&self, now_ns: i64) -> DriverInfo {
-        let health = decide_fingerprint(&self.probe());
+        let health = decide_fingerprint(&self.host_facts());
         DriverInfo {
             detected: health.detected,
             healthy: health.healthy,
@@ -216,7 +216,7 @@ impl Driver for ExecDriver {
     fn start(&self, spec: TaskSpec) -> BoxFuture<'_, Result<Box<dyn TaskHandle>, DriverError>> {
         Box::pin(async move {
             let config = ExecConfig::parse(&spec.config)?;
-            let exec_spec = self.exec_spec(&spec, config, &self.probe())?;
+            let exec_spec = self.exec_spec(&spec, config, &self.host_facts())?;
             self.launcher.launch(spec.run_dir.clone(), &exec_spec).await
         })
     }
