@@ -29,11 +29,17 @@ fi
 
 # A Docker daemon for the docker driver's tests: started here when none answers. The
 # tests import their image from busybox-static; nothing is pulled from a registry.
-if ! docker info >/dev/null 2>&1; then
-  log "starting dockerd"
-  nohup dockerd >/tmp/stead-dockerd.log 2>&1 &
-  for _ in $(seq 60); do docker info >/dev/null 2>&1 && break; sleep 0.5; done
-  docker info >/dev/null 2>&1 || { cat /tmp/stead-dockerd.log; echo "dockerd did not start" >&2; exit 1; }
+docker_up() { docker info >/dev/null 2>&1; }
+if ! docker_up; then
+  # A daemon still starting (or stopping) is waited for; without one, a pid file left by
+  # a daemon that did not stop cleanly would make the new one refuse to start.
+  if ! grep -qx dockerd /proc/[0-9]*/comm 2>/dev/null; then
+    rm -f /var/run/docker.pid
+    log "starting dockerd"
+    nohup dockerd >/tmp/stead-dockerd.log 2>&1 &
+  fi
+  for _ in $(seq 120); do docker_up && break; sleep 0.5; done
+  docker_up || { cat /tmp/stead-dockerd.log; echo "dockerd did not start" >&2; exit 1; }
 fi
 
 # CI runs with CI=true: show the whole output of failing tests, never retry silently.
