@@ -56,6 +56,31 @@ fn job_hcl(id: &str) -> String {
     )
 }
 
+/// Removes every container of job `job` when dropped: a failing test kills its agent,
+/// and nothing else would remove them.
+struct JobContainers(&'static str);
+
+impl Drop for JobContainers {
+    fn drop(&mut self) {
+        let job = self.0;
+        let _ = std::thread::spawn(move || {
+            let Ok(rt) = tokio::runtime::Builder::new_current_thread().enable_all().build() else { return };
+            rt.block_on(async {
+                let Ok(docker) = bollard::Docker::connect_with_host(stead_testkit::docker::ENDPOINT) else { return };
+                let filters = HashMap::from([("label", vec![format!("com.hashicorp.nomad.job_id={job}")])]);
+                let options = ListContainersOptionsBuilder::new().all(true).filters(&filters).build();
+                for id in
+                    docker.list_containers(Some(options)).await.unwrap_or_default().into_iter().filter_map(|c| c.id)
+                {
+                    let options = bollard::query_parameters::RemoveContainerOptionsBuilder::new().force(true).build();
+                    let _ = docker.remove_container(&id, Some(options)).await;
+                }
+            });
+        })
+        .join();
+    }
+}
+
 async fn containers_of(docker: &bollard::Docker, alloc: &str) -> Vec<String> {
     let filters = HashMap::from([("label", vec![format!("com.hashicorp.nomad.alloc_id={alloc}")])]);
     let options = ListContainersOptionsBuilder::new().all(true).filters(&filters).build();
@@ -66,6 +91,7 @@ async fn containers_of(docker: &bollard::Docker, alloc: &str) -> Vec<String> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_docker_job_with_a_prestart_task_serves_on_its_mapped_port_and_stop_removes_its_containers() {
     let Some(docker) = docker_or_skip().await else { return };
+    let _guard = JobContainers("docker-web");
     let agent = Agent::start(&[]);
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("web.hcl"), job_hcl("docker-web")).unwrap();
