@@ -162,6 +162,34 @@ async fn output_reaches_the_rotated_log_files_and_the_exit_code_is_reported() {
 }
 
 #[tokio::test]
+async fn volumes_and_mounts_bind_task_directory_paths_and_tmpfs_into_the_container() {
+    let Some(_docker) = docker_or_skip().await else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let alloc = alloc_id("volumes");
+    let _guard = Containers { alloc: alloc.clone() };
+    let config = json!({
+        "image": IMAGE, "command": "/bin/sh",
+        "args": ["-c", "cat /conf/app.conf; echo written > /data/out; touch /ro/x 2>/dev/null && echo ro=writable || echo ro=read-only; \
+                 echo scratch > /scratch/s && cat /scratch/s"],
+        "volumes": ["local/conf:/conf", "local/data:/data", "local/conf:/ro:ro"],
+        "mount": [{"type": "tmpfs", "target": "/scratch"}],
+    });
+    let s = spec(dir.path(), &alloc, config);
+    std::fs::create_dir_all(s.task_dir.join("local/conf")).unwrap();
+    std::fs::create_dir_all(s.task_dir.join("local/data")).unwrap();
+    std::fs::write(s.task_dir.join("local/conf/app.conf"), "setting=1\n").unwrap();
+    let task_dir = s.task_dir.clone();
+
+    let handle = driver().start(s).await.expect("container starts");
+    let exit = exit_of(handle.as_ref()).await;
+    assert_eq!(exit.exit_code, 0, "{exit:?}: {}", stdout(dir.path()));
+    wait_log(dir.path(), "scratch").await;
+    assert_eq!(stdout(dir.path()), "setting=1\nro=read-only\nscratch\n");
+    assert_eq!(read(&task_dir.join("local/data/out")), "written\n", "the container wrote into the task directory");
+    handle.cleanup().await;
+}
+
+#[tokio::test]
 async fn mapped_port_answers_from_the_host() {
     let Some(_docker) = docker_or_skip().await else { return };
     let dir = tempfile::tempdir().unwrap();
