@@ -454,7 +454,7 @@ impl MainLoop {
         let mut present = std::collections::BTreeSet::new();
         for mut alloc in allocs {
             present.insert(alloc.id.clone());
-            if crate::planted::planted(crate::planted::Bug::NoDedupe)
+            if stead_model::planted::planted(stead_model::planted::Bug::ClientNoDedupe)
                 && !alloc.is_terminal()
                 && let Some(old) = self.runners.remove(&alloc.id)
             {

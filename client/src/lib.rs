@@ -43,7 +43,6 @@ pub mod lifecycle;
 mod lifetime;
 pub mod link;
 pub mod logs;
-pub mod planted;
 pub mod restart;
 mod shared;
 pub mod state;

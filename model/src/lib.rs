@@ -33,6 +33,7 @@ pub mod namespace;
 pub mod node;
 pub mod periodic;
 pub mod placement;
+pub mod planted;
 pub mod policy;
 pub mod resources;
 pub mod service;

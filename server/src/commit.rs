@@ -271,7 +271,7 @@ async fn commit_chunk(
     let mut freed: BTreeMap<&NodeId, Vec<stead_sched::placement::Usage>> = BTreeMap::new();
     for &node in nodes {
         let np = &plan.nodes[node];
-        let mode = if crate::planted::planted(crate::planted::Bug::CommitSkipsNodeReread) {
+        let mode = if stead_store::model::planted::planted(stead_store::model::planted::Bug::CommitSkipsNodeReread) {
             ReadMode::Snapshot
         } else {
             ReadMode::Serializable

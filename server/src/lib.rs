@@ -25,7 +25,6 @@ pub mod keys;
 pub mod metrics;
 pub mod nodes;
 pub mod periodic;
-pub mod planted;
 pub mod queue;
 pub mod reads;
 pub mod snapshot;

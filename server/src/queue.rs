@@ -76,9 +76,9 @@ pub struct Lease {
 }
 
 /// A lease holds until it expires (for ever with the planted bug
-/// [`LeaseNeverExpires`](crate::planted::Bug::LeaseNeverExpires)).
+/// [`LeaseNeverExpires`](stead_store::model::planted::Bug::LeaseNeverExpires)).
 fn lease_live(lease: &Lease, now: i64) -> bool {
-    lease.expires_at > now || crate::planted::planted(crate::planted::Bug::LeaseNeverExpires)
+    lease.expires_at > now || stead_store::model::planted::planted(stead_store::model::planted::Bug::LeaseNeverExpires)
 }
 
 /// A claimed evaluation.

@@ -3,32 +3,8 @@
 
 use std::time::Duration;
 
-/// A bug planted on purpose (see `stead_server::planted`, `stead_client::planted`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Planted {
-    /// The plan commit reads node usage without a conflict: nodes get over-committed.
-    CommitSkipsNodeReread,
-    /// A client starts a re-sent allocation again: tasks run twice.
-    ClientNoDedupe,
-    /// An evaluation lease never expires: a dead worker's evaluation is stuck.
-    LeaseNeverExpires,
-}
-
-impl Planted {
-    pub const ALL: [Planted; 3] = [Planted::CommitSkipsNodeReread, Planted::ClientNoDedupe, Planted::LeaseNeverExpires];
-
-    pub fn name(self) -> &'static str {
-        match self {
-            Planted::CommitSkipsNodeReread => "commit-skips-node-reread",
-            Planted::ClientNoDedupe => "client-no-dedupe",
-            Planted::LeaseNeverExpires => "lease-never-expires",
-        }
-    }
-
-    pub fn from_name(name: &str) -> Option<Planted> {
-        Planted::ALL.into_iter().find(|p| p.name() == name)
-    }
-}
+/// A bug planted on purpose (`stead_model::planted`).
+pub use stead_store::model::planted::Bug as Planted;
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct SimConfig {

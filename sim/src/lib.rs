@@ -10,8 +10,7 @@
 //! a quiet phase. Everything comes from the seed: the same seed gives the same run.
 //!
 //! Only this crate names madsim's runtime API. The runner is `src/bin/stead-sim.rs`
-//! (`scripts/sim.sh`); the planted bugs it must find are `stead_server::planted` and
-//! `stead_client::planted`.
+//! (`scripts/sim.sh`); the planted bugs it must find are `stead_model::planted`.
 
 pub mod config;
 

@@ -24,18 +24,11 @@ const WARM_UP: Duration = Duration::from_secs(5);
 
 static RUNS: AtomicU64 = AtomicU64::new(0);
 
-/// Switches the planted bug of `config` on (and every other off), in both crates. The
-/// switches are process-wide: every run in one process must plant the same bug (the
-/// runner's seeds share one configuration; nextest runs each test in its own process).
+/// Switches the planted bug of `config` on (and every other off). The switch is
+/// process-wide: every run in one process must plant the same bug (the runner's seeds
+/// share one configuration; nextest runs each test in its own process).
 fn plant(planted: Option<Planted>) {
-    use stead_client::planted as c;
-    use stead_server::planted as s;
-    s::plant(match planted {
-        Some(Planted::CommitSkipsNodeReread) => &[s::Bug::CommitSkipsNodeReread],
-        Some(Planted::LeaseNeverExpires) => &[s::Bug::LeaseNeverExpires],
-        _ => &[],
-    });
-    c::plant(if planted == Some(Planted::ClientNoDedupe) { &[c::Bug::NoDedupe] } else { &[] });
+    stead_store::model::planted::plant(planted);
 }
 
 fn live_servers(cluster: &Cluster) -> BTreeSet<String> {
